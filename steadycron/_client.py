@@ -1,0 +1,255 @@
+"""``SteadyCron``: one tenant's settings, transport, resolution cache and pinger."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ._config import Config, check_key
+from ._message import clip_head
+from ._pinger import Exchange, Pinger
+from ._resolver import USER_AGENT, Resolver
+from .transports._base import Request, Transport, check_transport
+
+if TYPE_CHECKING:
+    from ._run import Monitor, RunContext
+
+log = logging.getLogger("steadycron")
+
+State = Literal["start", "success", "fail"]
+_PATH_SUFFIX = {"start": "/start", "success": "", "fail": "/fail"}
+_TEXT_BODY = {"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"}
+_NO_BODY = {"User-Agent": USER_AGENT}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_state(state: object) -> State:
+    """Refuse an unknown ping state before anything is sent."""
+    if state not in _PATH_SUFFIX:
+        raise ValueError(f"state must be 'start', 'success' or 'fail', not {state!r}")
+    return state  # type: ignore[return-value]
+
+
+def _check_optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+    return value or None
+
+
+def _path_segment(token: str) -> str:
+    """*token* as exactly one path segment: nothing in it can change path or query."""
+    segment = urllib.parse.quote(token, safe="")
+    # "." and ".." survive quoting but are dot-segments that URL normalisation removes.
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
+
+@functools.lru_cache(maxsize=256)
+def _ping_target(ping_url: str, token: str, environment: str | None) -> tuple[str, str]:
+    """The URL up to the state suffix, and the query's ``env`` part: done once per token."""
+    env_query = "" if environment is None else f"env={urllib.parse.quote(environment, safe='')}"
+    return f"{ping_url}/{_path_segment(token)}", env_query
+
+
+def ping_request(
+    config: Config, token: str, state: State, message: str | None, run_id: str | None
+) -> Request:
+    """The wire form of one ping (PROTOCOL.md: path per state, env and run_id in the query)."""
+    base, query = _ping_target(config.ping_url, token, config.environment)
+    url = base + _PATH_SUFFIX[state]
+    if run_id:
+        run_query = f"run_id={urllib.parse.quote(run_id, safe='')}"
+        query = f"{query}&{run_query}" if query else run_query
+    if query:
+        url = f"{url}?{query}"
+    if not message:
+        return Request("POST", url, _NO_BODY)
+    return Request("POST", url, _TEXT_BODY, clip_head(message).encode("utf-8"))
+
+
+class SteadyCron:
+    """A SteadyCron client: one tenant's settings, transport and resolution cache.
+
+    Clients share nothing mutable. A client owns its transport (``close()`` closes it,
+    also one passed in) and is safe to use from many threads.
+
+    Args:
+        config: the settings; ``Config()`` (defaults, no environment) when omitted.
+        transport: how requests travel; a pooled :class:`Urllib3Transport` by default,
+            built on first use.
+    """
+
+    def __init__(self, config: Config | None = None, *, transport: Transport | None = None) -> None:
+        if config is None:
+            config = Config()
+        if not isinstance(config, Config):
+            raise TypeError(
+                f"config must be a steadycron.Config, not {type(config).__name__}; "
+                "build one with Config(api_key=...) or Config.from_env()"
+            )
+        self._config = config
+        self._transport = None if transport is None else check_transport(transport)
+        self._transport_lock = threading.Lock()
+        self._pinger = Pinger()
+        self._resolver = Resolver(self._exchange)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    @property
+    def config(self) -> Config:
+        """The settings this client uses."""
+        return self._config
+
+    @property
+    def transport(self) -> Transport:
+        """The transport requests travel on (built on first use when none was given)."""
+        transport = self._transport
+        if transport is None:
+            with self._transport_lock:
+                if self._transport is None:
+                    from .transports._urllib3 import Urllib3Transport
+
+                    self._transport = Urllib3Transport()
+                transport = self._transport
+        return transport
+
+    # -- the public API ---------------------------------------------------------------
+
+    def job(self, key: str) -> Callable[[F], F]:
+        """Decorate a function so every call is a tracked run of monitor *key*."""
+        from ._run import track
+
+        return track(lambda: self, key)
+
+    def monitor(self, key: str) -> RunContext:
+        """A context manager (``with`` or ``async with``) that tracks one run of *key*."""
+        from ._run import RunContext
+
+        return RunContext(lambda: self, key)
+
+    def Monitor(self, key: str) -> Monitor:
+        """A handle for manual pings of *key* through this client."""
+        from ._run import Monitor
+
+        return Monitor(key, client=self)
+
+    def ping(
+        self,
+        key: str,
+        state: State = "success",
+        message: str | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        """Send one ping. Delivery trouble is logged, never raised; misconfiguration raises."""
+        self.send_ping(key, state, message, run_id=run_id)
+
+    def resolve(self, key: str) -> str:
+        """Resolve *key* to its ping token, raising on misconfiguration or an outage
+        (:class:`ResolutionUnavailableError`), within ``ping_timeout``."""
+        check_key(key)
+        self._check_open()
+        config = self.config
+        direct = config.monitors.get(key)
+        if direct is not None:
+            return direct
+        return self._resolver.resolve(key, config, time.monotonic() + config.ping_timeout)
+
+    def clear_cache(self) -> None:
+        """Forget cached key -> token resolutions."""
+        self._resolver.clear()
+
+    def close(self) -> None:
+        """Release pooled connections and worker threads; the client is not used again."""
+        self._closed = True
+        self._release()
+
+    def __enter__(self) -> SteadyCron:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- what runs, manual pings and the command line share ---------------------------
+
+    def send_ping(
+        self, key: str, state: str, message: str | None = None, *, run_id: str | None = None
+    ) -> bool:
+        """One ping within one ``ping_timeout``, resolution included. Returns whether it
+        was delivered; raises only for misuse and misconfiguration."""
+        check_key(key)
+        checked_state = check_state(state)
+        message = _check_optional_str("message", message)
+        run_id = _check_optional_str("run_id", run_id)
+        config = self.config
+        deadline = time.monotonic() + config.ping_timeout
+        token = self.token_for(config, key, deadline)
+        if token is None:
+            return False
+        return self.deliver(config, key, token, checked_state, message, run_id, deadline)
+
+    def token_for(self, config: Config, key: str, deadline: float) -> str | None:
+        """The token to ping *key* with; None during an outage with nothing cached."""
+        self._check_open()
+        direct = config.monitors.get(key)
+        if direct is not None:
+            return direct
+        return self._resolver.resolve_or_stale(key, config, deadline)
+
+    def deliver(
+        self,
+        config: Config,
+        key: str,
+        token: str,
+        state: State,
+        message: str | None,
+        run_id: str | None,
+        deadline: float,
+    ) -> bool:
+        """Send one ping to *token*; log (never raise) when it cannot be delivered."""
+        try:
+            request = ping_request(config, token, state, message, run_id)
+            exchange = self._exchange(request, deadline)
+        except Exception as exc:  # nothing may escape a ping
+            reason, attempts = f"internal error {type(exc).__name__}", 0
+        else:
+            if exchange.ok:
+                return True
+            reason, attempts = exchange.reason, exchange.attempts
+        for secret in (token, config.api_key):
+            if secret:
+                reason = reason.replace(secret, "***")
+        log.warning(
+            "ping discarded: key=%r state=%s reason=%s attempts=%d", key, state, reason, attempts
+        )
+        return False
+
+    # -- internals --------------------------------------------------------------------
+
+    def _exchange(self, request: Request, deadline: float) -> Exchange:
+        return self._pinger.exchange(self.transport, request, deadline)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "this SteadyCron client is closed; create a new SteadyCron(config) to ping again"
+            )
+
+    def _release(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+        self._pinger.close()

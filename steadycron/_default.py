@@ -1,0 +1,220 @@
+"""The module-level default client and the settings read and written as module attributes.
+
+A setting reads back its effective value: set in code, else its environment variable at
+the time of reading, else the default. The default client rebuilds its ``Config`` only
+when a setting, ``monitors`` or one of those variables has changed since the last ping.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import types
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import attrs
+
+from ._client import SteadyCron
+from ._config import ENV_VARS, SETTING_NAMES, Config, check_key
+from ._exceptions import ConfigurationError
+from .transports._base import Transport, check_transport
+
+_FIELDS = attrs.fields_dict(Config)
+_DEFAULTS = Config()
+
+
+def validate_setting(name: str, value: object) -> Any:
+    """Validate one setting as ``Config`` would; raise TypeError/ValueError naming it."""
+    converter: Callable[[object], Any] = _FIELDS[name].converter  # type: ignore[assignment]
+    return converter(value)
+
+
+class MonitorMap(MutableMapping[str, str]):
+    """``steadycron.monitors``: key -> ping token, validated on every write.
+
+    Its ``repr`` hides the tokens. Every change bumps ``version`` so the default client
+    notices in-place mutation.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+        self.version = 0
+
+    def __getitem__(self, key: str) -> str:
+        return self._tokens[key]
+
+    def __setitem__(self, key: str, token: str) -> None:
+        check_key(key)
+        validate_setting("monitors", {key: token})
+        self._tokens[key] = token
+        self.version += 1
+
+    def __delitem__(self, key: str) -> None:
+        del self._tokens[key]
+        self.version += 1
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tokens)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{key!r}: '***'" for key in self._tokens) + "}"
+
+    def replace(self, tokens: Mapping[str, str]) -> None:
+        self._tokens = dict(tokens)
+        self.version += 1
+
+
+class DefaultSettings:
+    """Settings made in code for the default client (None: not set)."""
+
+    def __init__(self) -> None:
+        self.explicit: dict[str, Any] = {}
+        self.monitors = MonitorMap()
+        self.version = 0
+        self.lock = threading.RLock()
+
+    def effective(self, name: str) -> Any:
+        if name == "monitors":
+            return self.monitors
+        if name in self.explicit:
+            return self.explicit[name]
+        variable = ENV_VARS.get(name)
+        from_env = os.environ.get(variable) if variable else None
+        return from_env or getattr(_DEFAULTS, name)
+
+    def assign(self, changes: Mapping[str, Any]) -> None:
+        """Validate every change, then apply them all (or none)."""
+        checked = {}
+        for name, value in changes.items():
+            unset = value is None or (value == "" and name != "monitors")
+            checked[name] = None if unset else validate_setting(name, value)
+        with self.lock:
+            for name, value in checked.items():
+                if name == "monitors":
+                    self.monitors.replace(value or {})
+                elif value is None:
+                    self.explicit.pop(name, None)
+                else:
+                    self.explicit[name] = value
+            self.version += 1
+
+    def snapshot_key(self) -> tuple[object, ...]:
+        env = os.environ
+        return (self.version, self.monitors.version, *(env.get(v) for v in ENV_VARS.values()))
+
+    def build_config(self) -> Config:
+        values = dict(self.explicit, monitors=dict(self.monitors))
+        try:
+            return Config.from_env(**values)
+        except (TypeError, ValueError) as exc:
+            names = ", ".join(ENV_VARS[n] for n in ENV_VARS if n not in self.explicit)
+            raise ConfigurationError(
+                f"invalid SteadyCron setting from the environment ({names}): {exc}"
+            ) from None
+
+
+class DefaultClient(SteadyCron):
+    """The client behind the module-level API: its config follows the module settings."""
+
+    def __init__(self, settings: DefaultSettings) -> None:
+        super().__init__(Config())
+        self._settings = settings
+        self._seen: tuple[object, ...] | None = None
+        self._identity: tuple[str | None, str] | None = None
+
+    @property
+    def config(self) -> Config:
+        settings = self._settings
+        key = settings.snapshot_key()
+        if key != self._seen:
+            with settings.lock:
+                config = settings.build_config()
+                identity = (config.api_key, config.api_url)
+                if self._identity is not None and identity != self._identity:
+                    self.clear_cache()  # tokens of another account or API are not ours
+                self._config, self._seen, self._identity = config, key, identity
+        return self._config
+
+    def use_transport(self, transport: Transport | None) -> None:
+        """Swap the transport, closing the one it replaces."""
+        with self._transport_lock:
+            old, self._transport = self._transport, transport
+        if old is not None and old is not transport:
+            old.close()
+
+    def close(self) -> None:
+        """Release connections and threads; the module-level API builds fresh ones on
+        next use (a transport set with ``configure`` is closed and replaced by the default)."""
+        self._release()
+
+
+_settings = DefaultSettings()
+_client: DefaultClient | None = None
+_client_lock = threading.Lock()
+
+
+def default_client() -> SteadyCron:
+    """The client the module-level functions use."""
+    return _default()
+
+
+def _default() -> DefaultClient:
+    global _client
+    client = _client
+    if client is None:
+        with _client_lock:
+            if _client is None:
+                _client = DefaultClient(_settings)
+            client = _client
+    return client
+
+
+def configure(**settings: Any) -> None:
+    """Set several settings of the default client at once, all or nothing.
+
+    Accepts the settings of :class:`Config` and ``transport``. None unsets a setting
+    (back to its environment variable, then its default).
+    """
+    unknown = set(settings) - set(SETTING_NAMES) - {"transport"}
+    if unknown:
+        raise TypeError(
+            f"configure() got unknown setting(s): {', '.join(sorted(unknown))}; "
+            f"known: {', '.join((*SETTING_NAMES, 'transport'))}"
+        )
+    replace_transport = "transport" in settings
+    transport = settings.pop("transport", None)
+    if transport is not None:
+        check_transport(transport)
+    _settings.assign(settings)
+    if replace_transport:
+        _default().use_transport(transport)
+
+
+def reset() -> None:
+    """Forget every module-level setting and close the default client (for tests)."""
+    global _client, _settings
+    with _client_lock:
+        client, _client = _client, None
+        _settings = DefaultSettings()
+    if client is not None:
+        client.close()
+
+
+def settings_module_class(base: type[types.ModuleType]) -> type[types.ModuleType]:
+    """A module class whose setting attributes read and write the default settings."""
+
+    def setting(name: str) -> property:
+        def read(module: types.ModuleType) -> Any:
+            return _settings.effective(name)
+
+        def write(module: types.ModuleType, value: Any) -> None:
+            _settings.assign({name: value})
+
+        return property(read, write, doc=f"The default client's {name} setting.")
+
+    namespace = {name: setting(name) for name in SETTING_NAMES}
+    return type("SteadyCronModule", (base,), namespace)
