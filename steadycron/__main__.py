@@ -1,0 +1,10 @@
+"""``python -m steadycron``: the same command line as the ``steadycron`` script."""
+
+from __future__ import annotations
+
+import sys
+
+from steadycron._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
