@@ -156,7 +156,7 @@ class Config:
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values = {name: os.environ.get(var) or None for name, var in ENV_VARS.items()}
-        values.update(overrides)
+        values.update((name, value) for name, value in overrides.items() if value is not None)
         return cls(**{name: value for name, value in values.items() if value is not None})
 
 

@@ -141,8 +141,7 @@ class DefaultClient(SteadyCron):
 
     def use_transport(self, transport: Transport | None) -> None:
         """Swap the transport, closing the one it replaces."""
-        with self._transport_lock:
-            old, self._transport = self._transport, transport
+        old = self._swap_transport(transport)
         if old is not None and old is not transport:
             old.close()
 

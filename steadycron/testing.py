@@ -1,0 +1,188 @@
+"""See what your jobs ping, in your own unit tests, without a network.
+
+::
+
+    from steadycron.testing import record
+
+    with record() as pings:
+        backup()
+    assert pings.states("nightly-db-backup") == ["start", "success"]
+    assert pings.last_run("nightly-db-backup").outcome == "success"
+
+With pytest, the ``steadycron_recorder`` fixture does the same around one test.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import attrs
+
+from ._client import SteadyCron
+from ._default import default_client
+from .transports._base import Request, Response
+from .transports._memory import InMemoryTransport
+
+__all__ = ["Ping", "RecordedRun", "Recorder", "record"]
+
+_OUTCOMES = ("success", "fail")
+_PLACEHOLDER_API_KEY = "sc_ro_recording"
+
+
+@attrs.frozen
+class Ping:
+    """One ping as SteadyCron would have received it."""
+
+    key: str
+    state: str
+    run_id: str | None
+    environment: str | None
+    message: str | None
+    at: datetime.datetime
+
+
+@attrs.frozen
+class RecordedRun:
+    """The pings of one tracked run (one ``run_id``), in order."""
+
+    key: str
+    run_id: str
+    pings: tuple[Ping, ...]
+
+    @property
+    def states(self) -> list[str]:
+        return [ping.state for ping in self.pings]
+
+    @property
+    def outcome(self) -> str | None:
+        """``"success"`` or ``"fail"``, or None while the run has not finished."""
+        outcomes = [ping.state for ping in self.pings if ping.state in _OUTCOMES]
+        return outcomes[-1] if outcomes else None
+
+    @property
+    def message(self) -> str | None:
+        """The message of the outcome ping, if it carried one."""
+        for ping in reversed(self.pings):
+            if ping.state in _OUTCOMES:
+                return ping.message
+        return None
+
+
+class _RecordingTransport(InMemoryTransport):
+    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records."""
+
+    def __init__(self, client: SteadyCron, allowed: frozenset[str] | None) -> None:
+        super().__init__()
+        self._client = client
+        self._allowed = allowed
+        self._keys_by_token: dict[str, str] = {}
+        self._tokens_by_key: dict[str, str] = {}
+        self.recorder = Recorder()
+
+    def token_for(self, key: str) -> str | None:
+        if self._allowed is not None and key not in self._allowed:
+            return None
+        with self._lock:
+            token = self._tokens_by_key.get(key)
+            if token is None:
+                token = self._tokens_by_key[key] = f"recorded-{len(self._tokens_by_key)}"
+                self._keys_by_token[token] = key
+        return token
+
+    def send(self, request: Request, *, timeout: float) -> Response:
+        response = super().send(request, timeout=timeout)
+        if "/api/monitors/resolve" not in request.url:
+            self._record_ping(request)
+        return response
+
+    def _record_ping(self, request: Request) -> None:
+        url = urllib.parse.urlsplit(request.url)
+        ping_base = urllib.parse.urlsplit(self._client.config.ping_url).path
+        segments = url.path[len(ping_base) :].strip("/").split("/")
+        token = urllib.parse.unquote(segments[0])
+        state = segments[1] if len(segments) > 1 else "success"
+        direct = {t: k for k, t in self._client.config.monitors.items()}
+        key = self._keys_by_token.get(token) or direct.get(token) or token
+        query = dict(urllib.parse.parse_qsl(url.query))
+        message = request.body.decode("utf-8") if request.body else None
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ping = Ping(key, state, query.get("run_id"), query.get("env"), message, now)
+        self.recorder._append(ping)
+
+
+class Recorder:
+    """The pings recorded while :func:`record` was active."""
+
+    def __init__(self) -> None:
+        self._pings: list[Ping] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Recorder(<{len(self._pings)} pings>)"
+
+    def _append(self, ping: Ping) -> None:
+        with self._lock:
+            self._pings.append(ping)
+
+    @property
+    def pings(self) -> list[Ping]:
+        """Every ping, in the order it was sent."""
+        with self._lock:
+            return list(self._pings)
+
+    def for_key(self, key: str) -> list[Ping]:
+        """The pings of one monitor key."""
+        return [ping for ping in self.pings if ping.key == key]
+
+    def states(self, key: str) -> list[str]:
+        """The states pinged for *key*, in order, e.g. ``["start", "success"]``."""
+        return [ping.state for ping in self.for_key(key)]
+
+    def runs(self, key: str) -> list[RecordedRun]:
+        """The tracked runs of *key* (pings grouped by ``run_id``), in order of first ping."""
+        grouped: dict[str, list[Ping]] = {}
+        for ping in self.for_key(key):
+            if ping.run_id is not None:
+                grouped.setdefault(ping.run_id, []).append(ping)
+        return [RecordedRun(key, run_id, tuple(pings)) for run_id, pings in grouped.items()]
+
+    def last_run(self, key: str) -> RecordedRun:
+        """The latest tracked run of *key*; AssertionError naming the key when there is none."""
+        runs = self.runs(key)
+        if not runs:
+            seen = sorted({ping.key for ping in self.pings})
+            raise AssertionError(f"no tracked run of {key!r} was recorded (keys seen: {seen})")
+        return runs[-1]
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        with self._lock:
+            self._pings.clear()
+
+
+@contextmanager
+def record(
+    client: SteadyCron | None = None, *, keys: Iterable[str] | None = None
+) -> Iterator[Recorder]:
+    """Record the pings of *client* (the default client when omitted) instead of sending them.
+
+    Any key resolves, unless *keys* lists the allowed ones: then other keys get 404, as on
+    the real server, so a typo in a key fails the test. Works with no API key set and with
+    direct tokens. On exit the client's transport and resolution cache are restored.
+    """
+    client = client if client is not None else default_client()
+    allowed = None if keys is None else frozenset(keys)
+    transport = _RecordingTransport(client, allowed)
+    previous = client._swap_transport(transport)
+    client._placeholder_api_key = _PLACEHOLDER_API_KEY
+    client.clear_cache()
+    try:
+        yield transport.recorder
+    finally:
+        client._placeholder_api_key = None
+        client._swap_transport(previous)
+        client.clear_cache()

@@ -1,0 +1,66 @@
+"""Shared fixtures: a clean default client per test, loopback servers, TLS, a fake clock."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterator
+
+import pytest
+from loopback import FakeClock, LoopbackServer, StandIn
+
+from steadycron import _default
+
+API_KEY = "sc_ro_test_api_key_5f1c"
+TOKEN = "tok_secret_8d2e"
+KEY = "nightly-db-backup"
+
+
+@pytest.fixture(autouse=True)
+def clean_default_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with no module settings, no STEADYCRON_* variables and no proxy."""
+    for name in list(os.environ):
+        if name.startswith("STEADYCRON_") or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    _default.reset()
+    yield
+    _default.reset()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    """A SteadyCron stand-in over plain HTTP that knows ``KEY`` -> ``TOKEN``."""
+    with LoopbackServer(StandIn({KEY: TOKEN})) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def ca() -> object:
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: object, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))  # type: ignore[attr-defined]
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def server_tls(ca: object) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)  # type: ignore[attr-defined]
+    return context
+
+
+@pytest.fixture
+def tls_server(server_tls: ssl.SSLContext) -> Iterator[LoopbackServer]:
+    """The same stand-in over HTTPS, with a certificate from the throwaway CA."""
+    with LoopbackServer(StandIn({KEY: TOKEN}), tls=server_tls) as running:
+        yield running

@@ -1,0 +1,126 @@
+"""Module-level settings, configure() and the default client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import API_KEY, KEY, TOKEN
+
+import steadycron
+from steadycron.testing import record
+from steadycron.transports import InMemoryTransport, NullTransport
+
+
+def test_settings_read_back_code_then_env_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert steadycron.api_url == "https://api.steadycron.com"
+    monkeypatch.setenv("STEADYCRON_API_URL", "http://127.0.0.1:7")
+    assert steadycron.api_url == "http://127.0.0.1:7"
+    steadycron.api_url = "http://127.0.0.1:8"
+    assert steadycron.api_url == "http://127.0.0.1:8"
+    steadycron.api_url = None  # type: ignore[assignment]
+    assert steadycron.api_url == "http://127.0.0.1:7"
+    steadycron.api_key = ""
+    monkeypatch.setenv("STEADYCRON_API_KEY", API_KEY)
+    assert steadycron.api_key == API_KEY
+
+
+def test_invalid_assignment_is_refused_and_the_old_value_stays() -> None:
+    steadycron.ping_timeout = 2
+    with pytest.raises(ValueError, match="ping_timeout"):
+        steadycron.ping_timeout = -1
+    with pytest.raises(TypeError, match="capture_errors"):
+        steadycron.capture_errors = "yes"  # type: ignore[assignment]
+    assert steadycron.ping_timeout == 2.0
+    assert steadycron.capture_errors is False
+
+
+def test_an_assignment_takes_effect_from_the_next_ping(monkeypatch: pytest.MonkeyPatch) -> None:
+    with record() as pings:
+        steadycron.ping(KEY)
+        steadycron.environment = "staging"
+        steadycron.ping(KEY)
+        monkeypatch.setenv("STEADYCRON_ENVIRONMENT", "production")
+        steadycron.environment = None  # type: ignore[assignment]
+        steadycron.ping(KEY)
+    assert [p.environment for p in pings.pings] == [None, "staging", "production"]
+
+
+def test_monitors_accept_assignment_and_in_place_mutation() -> None:
+    transport = InMemoryTransport()
+    steadycron.configure(transport=transport)
+    steadycron.monitors = {KEY: TOKEN}
+    steadycron.monitors["other"] = "tok-other"
+    steadycron.ping(KEY)
+    steadycron.ping("other")
+    assert [r.url.rsplit("/", 1)[-1] for r in transport.requests] == [TOKEN, "tok-other"]
+    with pytest.raises(TypeError, match="monitors"):
+        steadycron.monitors["bad"] = 5  # type: ignore[assignment]
+    assert "bad" not in steadycron.monitors
+    assert TOKEN not in repr(steadycron.monitors)
+    del steadycron.monitors["other"]
+    assert dict(steadycron.monitors) == {KEY: TOKEN}
+    steadycron.monitors = None  # type: ignore[assignment]
+    assert dict(steadycron.monitors) == {}
+
+
+def test_configure_is_all_or_nothing() -> None:
+    steadycron.configure(environment="production", ping_timeout=3)
+    with pytest.raises(ValueError, match="ping_timeout"):
+        steadycron.configure(environment="staging", ping_timeout=-3)
+    assert steadycron.environment == "production"
+    assert steadycron.ping_timeout == 3.0
+    with pytest.raises(TypeError, match="ping_timout"):
+        steadycron.configure(environment="staging", ping_timout=3)
+    assert steadycron.environment == "production"
+    steadycron.configure(environment=None)
+    assert steadycron.environment is None
+
+
+def test_configure_refuses_an_object_without_send_and_changes_nothing() -> None:
+    transport = InMemoryTransport({KEY: TOKEN})
+    steadycron.configure(transport=transport, api_key=API_KEY)
+    with pytest.raises(TypeError, match="send"):
+        steadycron.configure(transport=object(), api_key="sc_other")
+    assert steadycron.default_client().transport is transport
+    assert steadycron.api_key == API_KEY
+
+
+def test_configure_transport_closes_the_one_it_replaces() -> None:
+    closed: list[str] = []
+
+    class Closing(NullTransport):
+        def close(self) -> None:
+            closed.append("first")
+
+    steadycron.configure(transport=Closing())
+    steadycron.configure(transport=NullTransport())
+    assert closed == ["first"]
+
+
+def test_default_client_is_one_instance_and_repr_hides_secrets() -> None:
+    steadycron.api_key = API_KEY
+    steadycron.monitors = {KEY: TOKEN}
+    client = steadycron.default_client()
+    assert client is steadycron.default_client()
+    assert API_KEY not in repr(client)
+    assert TOKEN not in repr(client)
+
+
+def test_import_does_no_network_and_starts_no_thread() -> None:
+    code = (
+        "import socket, sys, threading\n"
+        "def refuse(*a, **k): raise AssertionError('network at import')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "import steadycron, steadycron.transports, steadycron.testing\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "heavy = {'urllib3', 'tenacity', 'asyncio', 'ssl', 'yaml'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
