@@ -42,7 +42,7 @@ def test_an_assignment_takes_effect_from_the_next_ping(monkeypatch: pytest.Monke
         steadycron.environment = "staging"
         steadycron.ping(KEY)
         monkeypatch.setenv("STEADYCRON_ENVIRONMENT", "production")
-        steadycron.environment = None  # type: ignore[assignment]
+        steadycron.environment = None
         steadycron.ping(KEY)
     assert [p.environment for p in pings.pings] == [None, "staging", "production"]
 
