@@ -169,7 +169,7 @@ def python_files(paths: Iterable[str]) -> Iterator[str]:
             )
             for name in sorted(names):
                 if name.endswith(".py"):
-                    yield os.path.join(root, name)
+                    yield os.path.normpath(os.path.join(root, name))
 
 
 def lint(files: Iterable[str], jobs: Mapping[str, ManifestJob]) -> list[Finding]:

@@ -149,7 +149,9 @@ def run_command(
 
     Without *capture* the command writes straight to our stdout and stderr. With it,
     both go through pipes that two threads copy to ours unchanged while keeping the
-    last :data:`TAIL_BYTES` for the fail message.
+    last :data:`TAIL_BYTES` for the fail message. Two pipes keep the streams apart, so
+    in the tail, lines written to both at nearly the same moment appear in the order
+    they were read, which may differ from the order they were written.
     """
     pipe = subprocess.PIPE if capture else None
     try:
