@@ -118,6 +118,7 @@ class Pinger:
             # The common case ended above without tenacity; it drives the retries.
             first_sleep = self._next_sleep(outcomes[-1], 1)
             if self._clock() + first_sleep + MIN_ATTEMPT_SECONDS < deadline:
+                log.debug("attempt 1 failed; retrying in %.3f s", first_sleep)
                 self._sleep(first_sleep)
                 (self._retrying or self._build_retrying())(attempt, deadline=deadline)
         except Exception as exc:  # a misbehaving custom transport must not break a job
@@ -177,7 +178,11 @@ class Pinger:
             return self._clock() + state.upcoming_sleep + MIN_ATTEMPT_SECONDS >= deadline
 
         def note_retry(state: tenacity.RetryCallState) -> None:
-            log.debug("attempt %d failed; retrying", state.attempt_number + 1)
+            log.debug(
+                "attempt %d failed; retrying in %.3f s",
+                state.attempt_number + 1,
+                state.upcoming_sleep,
+            )
 
         self._retrying = tenacity.Retrying(
             retry=(

@@ -11,6 +11,8 @@ from loopback import FakeClock, LoopbackServer, StandIn
 
 from steadycron import _default
 
+pytest_plugins = ("pytester",)
+
 API_KEY = "sc_ro_test_api_key_5f1c"
 TOKEN = "tok_secret_8d2e"
 KEY = "nightly-db-backup"

@@ -1,0 +1,234 @@
+"""Resolution: TTL cache, single flight, typed errors, and outages that never stop a job."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+from conftest import API_KEY, KEY, TOKEN
+from loopback import FakeClock
+
+from steadycron import (
+    AmbiguousJobKeyError,
+    AuthenticationError,
+    Config,
+    ConfigurationError,
+    InvalidMonitorKindError,
+    MonitorNotFoundError,
+    ResolutionUnavailableError,
+    SteadyCron,
+)
+from steadycron._resolver import Resolver
+from steadycron.transports import ConnectError, InMemoryTransport, Request, Response
+
+
+def answer(status: int, payload: object) -> Response:
+    return Response(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
+
+def client_with(handler: object = None, **settings: object) -> tuple[SteadyCron, InMemoryTransport]:
+    transport = InMemoryTransport({KEY: TOKEN}, handler=handler)  # type: ignore[arg-type]
+    config = Config(**{"api_key": API_KEY, "ping_timeout": 1.0, **settings})
+    return SteadyCron(config, transport=transport), transport
+
+
+def resolves(transport: InMemoryTransport) -> int:
+    return sum("/api/monitors/resolve" in r.url for r in transport.requests)
+
+
+def test_resolve_sends_the_bearer_key_and_user_agent() -> None:
+    client, transport = client_with()
+    assert client.resolve(KEY) == TOKEN
+    request = transport.requests[0]
+    assert request.method == "GET"
+    assert request.url == f"https://api.steadycron.com/api/monitors/resolve?key={KEY}"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["User-Agent"].startswith("steadycron-python/")
+
+
+def test_the_key_is_url_encoded() -> None:
+    client, transport = client_with()
+    with pytest.raises(MonitorNotFoundError):
+        client.resolve("a b&c=d/é")
+    assert transport.requests[0].url.endswith("?key=a+b%26c%3Dd%2F%C3%A9")
+
+
+def test_resolution_is_cached_per_client() -> None:
+    client, transport = client_with()
+    other, other_transport = client_with()
+    for _ in range(3):
+        client.ping(KEY)
+    other.ping(KEY)
+    assert resolves(transport) == 1
+    assert resolves(other_transport) == 1
+    client.clear_cache()
+    client.ping(KEY)
+    assert resolves(transport) == 2
+
+
+def test_direct_tokens_skip_resolution_and_need_no_api_key() -> None:
+    transport = InMemoryTransport()
+    client = SteadyCron(Config(monitors={KEY: "direct"}), transport=transport)
+    client.ping(KEY)
+    assert [r.url for r in transport.requests] == ["https://ping.steadycron.com/direct"]
+
+
+def test_cache_expires_after_the_ttl(clock: FakeClock) -> None:
+    calls: list[Request] = []
+
+    def fetch(request: Request, deadline: float) -> object:
+        from steadycron._pinger import Exchange
+
+        calls.append(request)
+        return Exchange(answer(200, {"kind": "heartbeat", "ping_token": TOKEN}), 1)
+
+    resolver = Resolver(fetch, clock=clock)  # type: ignore[arg-type]
+    config = Config(api_key=API_KEY, resolve_cache_ttl=60)
+    assert resolver.resolve(KEY, config, clock.now + 5) == TOKEN
+    clock.now += 59
+    resolver.resolve(KEY, config, clock.now + 5)
+    assert len(calls) == 1
+    clock.now += 2
+    resolver.resolve(KEY, config, clock.now + 5)
+    assert len(calls) == 2
+    uncached = Config(api_key=API_KEY, resolve_cache_ttl=0)
+    resolver.clear()
+    resolver.resolve(KEY, uncached, clock.now + 5)
+    resolver.resolve(KEY, uncached, clock.now + 5)
+    assert len(calls) == 4
+
+
+def test_concurrent_first_uses_send_one_request() -> None:
+    release = threading.Event()
+
+    def slow_resolve(request: Request) -> Response | None:
+        if "/api/monitors/resolve" in request.url:
+            release.wait(2)
+        return None
+
+    client, transport = client_with(slow_resolve)
+    transport.blocking = True
+    tokens: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: tokens.append(client.resolve(KEY))) for _ in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert tokens == [TOKEN] * 16
+    assert resolves(transport) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "error"),
+    [
+        (401, {"error": "unauthorized", "message": "API key revoked"}, AuthenticationError),
+        (403, {"code": "forbidden", "message": "key lacks monitors:read"}, AuthenticationError),
+        (404, {"error": "not_found", "message": "no job nightly"}, MonitorNotFoundError),
+        (409, {"error": "ambiguous", "message": "2 jobs match"}, AmbiguousJobKeyError),
+    ],
+)
+def test_refusals_raise_typed_errors_with_key_and_server_message(
+    status: int, payload: dict[str, str], error: type[Exception]
+) -> None:
+    client, _ = client_with(lambda request: answer(status, payload))
+    ran = []
+    with pytest.raises(error) as caught:
+        client.job(KEY)(lambda: ran.append(1))()
+    assert KEY in str(caught.value)
+    assert payload["message"] in str(caught.value)
+    assert caught.value.key == KEY  # type: ignore[attr-defined]
+    assert ran == []
+    assert isinstance(caught.value, ConfigurationError)
+
+
+def test_a_job_that_is_not_a_heartbeat_is_refused() -> None:
+    payload = {"key": KEY, "job_id": "j1", "kind": "http", "ping_token": TOKEN}
+    client, _ = client_with(
+        lambda request: answer(200, payload) if "resolve" in request.url else None
+    )
+    with pytest.raises(InvalidMonitorKindError, match="'http'") as caught:
+        client.ping(KEY)
+    assert caught.value.kind == "http"
+
+
+def test_no_api_key_and_no_direct_token_is_a_configuration_error() -> None:
+    client = SteadyCron(Config(), transport=InMemoryTransport({KEY: TOKEN}))
+    with pytest.raises(ConfigurationError, match="API key"):
+        client.ping(KEY)
+
+
+def test_server_message_echoing_the_api_key_is_scrubbed() -> None:
+    payload = {"error": "unauthorized", "message": f"key {API_KEY} revoked"}
+    client, _ = client_with(lambda request: answer(401, payload))
+    with pytest.raises(AuthenticationError) as caught:
+        client.resolve(KEY)
+    assert API_KEY not in str(caught.value)
+    assert "revoked" in str(caught.value)
+
+
+OUTAGES = [
+    pytest.param(lambda: Response(200, {}, b"<html>captive portal</html>"), id="html-200"),
+    pytest.param(lambda: answer(200, ["not", "an", "object"]), id="list-200"),
+    pytest.param(lambda: answer(200, {"kind": "heartbeat"}), id="no-token-200"),
+    pytest.param(lambda: answer(200, {"ping_token": 5}), id="number-token-200"),
+    pytest.param(lambda: answer(503, {}), id="503"),
+    pytest.param(lambda: Response(429, {"Retry-After": "300"}), id="429"),
+    pytest.param(lambda: Response(302, {"Location": "https://elsewhere.example/"}), id="302"),
+    pytest.param(lambda: Response(418), id="418"),
+]
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
+def test_an_outage_lets_the_job_run_unpinged_and_warns(
+    outage: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, transport = client_with(
+        lambda request: outage() if "resolve" in request.url else None,  # type: ignore[operator]
+        ping_timeout=0.3,
+    )
+    result = client.job(KEY)(lambda: "job result")()
+    assert result == "job result"
+    assert all("/api/monitors/resolve" in r.url for r in transport.requests)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "unpinged" in warnings[0].getMessage()
+    with pytest.raises(ResolutionUnavailableError):
+        client.resolve(KEY)
+
+
+def test_an_outage_uses_the_stale_token_and_tries_again_next_time() -> None:
+    down = threading.Event()
+
+    def maybe_down(request: Request) -> Response | None:
+        if down.is_set() and "resolve" in request.url:
+            raise ConnectError("refused")
+        return None
+
+    client, transport = client_with(maybe_down, resolve_cache_ttl=0.05, ping_timeout=0.2)
+    client.ping(KEY)
+    time.sleep(0.1)
+    down.set()
+    client.ping(KEY)
+    pings = [r for r in transport.requests if "resolve" not in r.url]
+    assert [p.url.rsplit("/", 1)[-1] for p in pings] == [TOKEN, TOKEN]
+    before = resolves(transport)
+    down.clear()
+    client.ping(KEY)
+    assert resolves(transport) == before + 1
+
+
+def test_resolution_is_bounded_by_the_ping_timeout() -> None:
+    client, _ = client_with(
+        lambda request: (_ for _ in ()).throw(ConnectError("refused")), ping_timeout=0.3
+    )
+    started = time.monotonic()
+    with pytest.raises(ResolutionUnavailableError):
+        client.resolve(KEY)
+    assert time.monotonic() - started < 0.3 + 0.5

@@ -1,0 +1,57 @@
+"""Type-checked, never run: the public API keeps the types users write against."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from typing_extensions import assert_type
+
+import steadycron
+from steadycron import Config, Run, SteadyCron
+from steadycron.testing import Recorder, record
+from steadycron.transports import Request, Response, Transport
+
+
+@steadycron.job("nightly-db-backup")
+def backup(path: str, *, verbose: bool = False) -> int:
+    return len(path)
+
+
+@steadycron.job("nightly-db-backup")
+async def backup_async(path: str) -> bytes:
+    return path.encode()
+
+
+class MyTransport:
+    """A user's own transport satisfies the Protocol structurally, without importing it."""
+
+    def send(self, request: Request, *, timeout: float) -> Response:
+        return Response(200)
+
+    def close(self) -> None:
+        pass
+
+
+def uses_the_api() -> None:
+    assert_type(backup("x", verbose=True), int)
+    pending: Coroutine[Any, Any, bytes] = backup_async("x")
+    pending.close()
+    client = SteadyCron(Config(api_key="sc_ro_x"), transport=MyTransport())
+    transport: Transport = MyTransport()
+    assert_type(client.resolve("k"), str)
+    with client.monitor("k") as run:
+        assert_type(run, Run)
+    with record(client) as pings:
+        assert_type(pings, Recorder)
+    assert_type(steadycron.ping_timeout, float)
+    assert_type(steadycron.api_key, str | None)
+    steadycron.monitors["k"] = "tok"
+    client.ping("k", state="fail", message="m")
+    transport.close()
+
+
+async def uses_async() -> None:
+    async with steadycron.monitor("k") as run:
+        assert_type(run, Run)
+    assert_type(await backup_async("x"), bytes)
