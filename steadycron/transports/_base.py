@@ -46,13 +46,19 @@ class Request:
         )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Response:
-    """One HTTP answer; header names are lower-cased so lookups need no care."""
+    """One HTTP answer; header names are lower-cased so lookups need no care.
+
+    Its ``repr`` leaves the body out: a resolve answer carries a ping token.
+    """
 
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_lowercase_keys)
     body: bytes = b""
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status}, body=<{len(self.body)} bytes>)"
 
 
 @runtime_checkable
