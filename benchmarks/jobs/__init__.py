@@ -1,0 +1,1 @@
+"""The cold-process job, written twice: with steadycron, and with the standard library alone."""

@@ -1,0 +1,168 @@
+"""Loopback SteadyCron stand-ins, served from a separate process.
+
+A separate process keeps the server off the measured interpreter's GIL. It runs an
+asyncio keep-alive HTTP/1.1 server (plain and TLS, on several ports) that answers
+resolves and pings, plus two faulty listeners: one that accepts and never answers and
+one that drips its answer a byte at a time. Every accepted TCP connection is counted in
+shared memory, so the measuring process can report connections per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import ssl
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from typing import Any
+
+import attrs
+
+from .tls import TlsFiles
+
+#: Listener name -> whether it speaks TLS. "api" ports answer resolves, the others pings
+#: (both answer either: the split only gives the cold process two hosts, as in production).
+GOOD_LISTENERS = {"http": False, "http-api": False, "https": True, "https-api": True}
+FAULTY_LISTENERS = ("silent", "drip")
+LISTENERS = (*GOOD_LISTENERS, *FAULTY_LISTENERS)
+DRIP_INTERVAL_SECONDS = 0.05
+_HEADER_END = b"\r\n\r\n"
+
+
+def _answer(request_line: bytes) -> bytes:
+    """The response to one request: a resolve gets the monitor's JSON, anything else "OK"."""
+    target = request_line.split(b" ", 2)[1].decode("latin-1")
+    url = urllib.parse.urlsplit(target)
+    if url.path == "/api/monitors/resolve":
+        key = urllib.parse.parse_qs(url.query).get("key", ["job"])[0]
+        document = {"key": key, "job_id": f"job-{key}", "kind": "heartbeat", "ping_token": key}
+        body, content_type = json.dumps(document).encode(), b"application/json"
+    else:
+        body, content_type = b"OK", b"text/plain"
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+class _Counted(asyncio.Protocol):
+    """Counts its connection in the shared counters when accepted."""
+
+    def __init__(self, counters: Any, index: int) -> None:
+        counters[index] += 1
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+
+class _SteadyCron(_Counted):
+    """Keep-alive HTTP/1.1: answers each complete request, closes on ``Connection: close``."""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(_HEADER_END)) >= 0:
+            request_line, _, headers = self.buffer[:end].partition(b"\r\n")
+            head = headers.lower()
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line[15:])
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            assert self.transport is not None
+            self.transport.write(_answer(request_line))
+            if b"connection: close" in head:
+                self.transport.close()
+                return
+
+
+class _Silent(_Counted):
+    """Accepts, reads, and never answers."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+class _Drip(_Counted):
+    """Answers one byte at a time: every read succeeds, the whole answer takes seconds."""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if _HEADER_END in self.buffer:
+            self.buffer = b""
+            asyncio.get_running_loop().create_task(self._drip(_answer(b"POST / HTTP/1.1")))
+
+    async def _drip(self, answer: bytes) -> None:
+        for index in range(len(answer)):
+            assert self.transport is not None
+            if self.transport.is_closing():
+                return
+            self.transport.write(answer[index : index + 1])
+            await asyncio.sleep(DRIP_INTERVAL_SECONDS)
+
+
+async def _serve(counters: Any, tls: TlsFiles, ready: Connection) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_chain, tls.private_key)
+    loop = asyncio.get_running_loop()
+    ports = {}
+    for index, name in enumerate(LISTENERS):
+        protocol = {"silent": _Silent, "drip": _Drip}.get(name, _SteadyCron)
+        server = await loop.create_server(
+            lambda protocol=protocol, index=index: protocol(counters, index),
+            "127.0.0.1",
+            0,
+            ssl=context if GOOD_LISTENERS.get(name) else None,
+            backlog=256,
+        )
+        ports[name] = server.sockets[0].getsockname()[1]
+    ready.send(ports)
+    await asyncio.Event().wait()
+
+
+def _main(counters: Any, tls: TlsFiles, ready: Connection) -> None:
+    asyncio.run(_serve(counters, tls, ready))
+
+
+@attrs.frozen
+class Servers:
+    """The running stand-ins: their ports and the live connection counters."""
+
+    ports: dict[str, int]
+    counters: Any
+
+    def url(self, listener: str, host: str = "127.0.0.1") -> str:
+        scheme = "https" if GOOD_LISTENERS.get(listener) else "http"
+        return f"{scheme}://{host}:{self.ports[listener]}"
+
+    def connections(self, listener: str) -> int:
+        """TCP connections *listener* has accepted so far."""
+        return int(self.counters[LISTENERS.index(listener)])
+
+    def probe(self, *listeners: str) -> Callable[[], int]:
+        """A probe counting the connections *listeners* have accepted so far."""
+        return lambda: sum(map(self.connections, listeners))
+
+
+@contextmanager
+def running_servers(tls: TlsFiles) -> Iterator[Servers]:
+    """Start the stand-ins in a fresh process; stop it on exit."""
+    context = multiprocessing.get_context("spawn")
+    counters = context.Array("q", len(LISTENERS), lock=False)
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=_main, args=(counters, tls, sending), daemon=True)
+    process.start()
+    try:
+        if not receiving.poll(30):
+            raise RuntimeError("the loopback servers did not start")
+        yield Servers(receiving.recv(), counters)
+    finally:
+        process.terminate()
+        process.join(5)
