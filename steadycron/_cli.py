@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace) -> int:
     import uuid
 
     from steadycron._exceptions import ConfigurationError
-    from steadycron._wrap import Outcome, forwarding_signals, signal_name
+    from steadycron._wrap import forwarding_signals
 
     if not args.command:
         args.usage_error("give the command after '--': steadycron run KEY -- COMMAND [ARGS ...]")
@@ -348,12 +348,7 @@ def _run(args: argparse.Namespace) -> int:
             except ConfigurationError as exc:
                 return _run_unmonitored(args, forwarder, exc)
 
-            if forwarder.received:
-                number = forwarder.received[0]
-                reason = f"{signal_name(number)} arrived before it could start"
-                outcome = Outcome(128 + number, signal=number, start_error=reason)
-            else:
-                outcome = _run_command(args, forwarder)
+            outcome = _run_command(args, forwarder)
 
             if outcome.succeeded:
                 monitoring.ping(args.key, "success", run_id=run_id)
@@ -478,8 +473,8 @@ def _verdict(client: SteadyCron, key: str) -> tuple[str, str]:
     except AmbiguousJobKeyError as exc:
         return "ambiguous", _server_said("the key matches several jobs", exc.server_message)
     except InvalidMonitorKindError as exc:
-        what = f"a {exc.kind!r} job" if exc.kind else "not a heartbeat job"
-        return "wrong kind", _server_said(f"{what}, not a heartbeat", exc.server_message)
+        what = f"kind {exc.kind!r}, not 'heartbeat'" if exc.kind else "not a heartbeat job"
+        return "wrong kind", _server_said(what, exc.server_message)
     except AuthenticationError as exc:
         return "auth failure", _server_said("the API key was refused", exc.server_message)
     except ResolutionUnavailableError as exc:

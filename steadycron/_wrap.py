@@ -70,23 +70,53 @@ class SignalForwarder:
     """Holds SIGINT/SIGTERM for the command while it runs.
 
     A signal that arrives before the command has started is remembered in ``received``
-    (the caller then does not start it); one that arrives while it runs is passed on.
+    (the command is then not started at all); one that arrives while it is being
+    started is passed on as soon as it exists; later ones are passed on at once.
     """
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        self._pending: list[int] = []
         self._process: subprocess.Popen[bytes] | None = None
 
     def attach(self, process: subprocess.Popen[bytes] | None) -> None:
         self._process = process
+        if process is not None:
+            pending, self._pending = self._pending, []
+            for number in pending:
+                self._forward(process, number)
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         self.received.append(number)
         process = self._process
-        if process is not None:
-            # send_signal() checks the process has not been reaped, so a recycled pid
-            # is never hit.
+        if process is None:
+            self._pending.append(number)
+        else:
+            self._forward(process, number)
+
+    @staticmethod
+    def _forward(process: subprocess.Popen[bytes], number: int) -> None:
+        # send_signal() checks that the process has not been reaped, so a recycled pid
+        # is never hit.
+        if not _sent_by_terminal(number):
             process.send_signal(number)
+
+
+def _sent_by_terminal(number: int) -> bool:
+    """Whether *number* is a Ctrl-C typed at our terminal, which the command got too.
+
+    The terminal signals its whole foreground process group, command included; passing
+    the signal on as well would interrupt the command's own clean-up a second time.
+    """
+    if number != signal.SIGINT:
+        return False
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @contextmanager
@@ -147,18 +177,26 @@ def run_command(
 ) -> Outcome:
     """Run *argv* (no shell) to completion and report how it ended.
 
+    A signal *forwarder* has already received means the wrapper is being stopped: the
+    command is then not started.
+
     Without *capture* the command writes straight to our stdout and stderr. With it,
     both go through pipes that two threads copy to ours unchanged while keeping the
     last :data:`TAIL_BYTES` for the fail message. Two pipes keep the streams apart, so
     in the tail, lines written to both at nearly the same moment appear in the order
     they were read, which may differ from the order they were written.
     """
+    if forwarder.received:
+        number = forwarder.received[0]
+        reason = f"{signal_name(number)} arrived before it could start"
+        return Outcome(128 + number, signal=number, start_error=reason)
     pipe = subprocess.PIPE if capture else None
     try:
         process = subprocess.Popen(argv, stdout=pipe, stderr=pipe)  # noqa: S603
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return Outcome(EXIT_NOT_STARTED, start_error=f"{reason}: {argv[0]!r}")
+    forwarder.attach(process)
 
     tail = _Tail(TAIL_BYTES)
     pumps = []
@@ -170,7 +208,6 @@ def run_command(
             pump.start()
             pumps.append(pump)
 
-    forwarder.attach(process)
     try:
         returncode = process.wait()
     finally:

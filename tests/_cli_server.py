@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ class FakeSteadyCron:
     ambiguous: set[str] = attrs.Factory(set)
     #: Tokens whose pings are answered 500 (delivery trouble with a reachable server).
     broken_tokens: set[str] = attrs.Factory(set)
+    #: Seconds to wait before answering a resolve (a slow API).
+    resolve_delay: float = 0.0
     pings: list[ReceivedPing] = attrs.Factory(list)
     resolves: list[str] = attrs.Factory(list)
     url: str = ""
@@ -87,6 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = urllib.parse.parse_qs(url.query).get("key", [""])[0]
         fake.resolves.append(key)
+        time.sleep(fake.resolve_delay)
         if self.headers.get("Authorization") != f"Bearer {API_KEY}":
             self._answer(401, {"error": "unauthorized", "message": "invalid API key"})
         elif key in fake.ambiguous:

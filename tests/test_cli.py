@@ -229,6 +229,7 @@ def test_check_reports_each_problem_and_exits_one(fake: FakeSteadyCron) -> None:
         "shared-key": "ambiguous",
         "warm-search-index": "wrong kind",
     }
+    assert "kind 'http'" in text(result.stdout)
     assert list(check_lines(result.stdout)) == keys
 
 

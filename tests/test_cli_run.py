@@ -7,6 +7,7 @@ import re
 import select
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,6 +124,7 @@ def test_missing_command_is_a_usage_error(fake: FakeSteadyCron) -> None:
 
 BINARY_WRITER = """
 import sys
+import time
 sys.stdout.buffer.write(bytes(range(256)) + b"\\r\\nno newline at the end")
 sys.stdout.flush()
 sys.stderr.buffer.write(b"\\x00err\\xff partial")
@@ -156,6 +158,7 @@ def test_stdin_reaches_the_command(fake: FakeSteadyCron) -> None:
 
 PARTIAL_THEN_WAIT = """
 import sys
+import time
 sys.stdout.buffer.write(b"partial")
 sys.stdout.flush()
 sys.stdin.readline()
@@ -319,6 +322,68 @@ def test_command_ended_by_a_forwarded_signal_reports_it(fake: FakeSteadyCron) ->
         assert wrapper.wait(timeout=10) == 128 + signal.SIGTERM
     _, outcome = outcome_of(fake)
     assert (outcome.state, outcome.body) == ("fail", "command killed by signal SIGTERM")
+
+
+def test_signal_before_the_command_starts_means_it_never_does(
+    fake: FakeSteadyCron, tmp_path: Path
+) -> None:
+    fake.resolve_delay = 0.5
+    marker = tmp_path / "ran"
+    command = [*STEADYCRON, "run", KEY, "--timeout", "2", "--"]
+    command += python(f"open({str(marker)!r}, 'w').close()")
+    with killed_at_exit(subprocess.Popen(command, env=environment(fake.url))) as wrapper:
+        deadline = time.monotonic() + 10
+        while not fake.resolves and time.monotonic() < deadline:
+            time.sleep(0.01)
+        wrapper.terminate()  # while the start ping waits for its answer
+        assert wrapper.wait(timeout=10) == 128 + signal.SIGTERM
+    assert not marker.exists()
+    _, outcome = outcome_of(fake)
+    assert outcome.state == "fail"
+    assert outcome.body == "command not started: SIGTERM arrived before it could start"
+
+
+# Blocked and collected one by one, so a second SIGINT cannot hide in the first.
+COUNTS_SIGINT = """
+import signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+print("ready", flush=True)
+received = [signal.sigtimedwait({signal.SIGINT}, 10)]
+while (info := signal.sigtimedwait({signal.SIGINT}, 0.5)) is not None:
+    received.append(info)
+print("SIGINT received", len(received), "time(s)", flush=True)
+"""
+
+# Make the pseudo-terminal the controlling terminal of a new session, then become the
+# wrapper: Ctrl-C typed there reaches the whole foreground group, as in a real shell.
+ON_A_TERMINAL = """
+import fcntl, os, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_command_once(fake: FakeSteadyCron) -> None:
+    controller, terminal = os.openpty()
+    command = [*python(ON_A_TERMINAL), *STEADYCRON[1:], "run", KEY, "--timeout", TIMEOUT, "--"]
+    command += python(COUNTS_SIGINT)
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+            env=environment(fake.url),
+        )
+        with killed_at_exit(process):
+            os.close(terminal)
+            read_until(controller, b"ready")
+            os.write(controller, b"\x03")
+            assert b"SIGINT received 1 time(s)" in read_until(controller, b"time(s)")
+            assert process.wait(timeout=10) == 0
+    finally:
+        os.close(controller)
 
 
 # -- monitoring trouble never changes what the command does ---------------------------------
