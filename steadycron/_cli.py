@@ -283,13 +283,24 @@ def _add_ping(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--state", choices=STATES, default="success", help="default: success")
     parser.add_argument("--message", metavar="TEXT", help="message shown with the ping")
     parser.add_argument(
-        "--run-id", metavar="HEX", help="pair this ping with others of the same run"
+        "--run-id",
+        type=_run_id,
+        metavar="HEX",
+        help="32 lowercase hex digits shared by the pings of one run",
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when the ping could not be delivered"
     )
     _add_settings(parser)
     parser.set_defaults(func=_ping)
+
+
+def _run_id(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{32}", text):
+        raise argparse.ArgumentTypeError(f"expected 32 lowercase hex digits, got {text!r}")
+    return text
 
 
 def _ping(args: argparse.Namespace) -> int:

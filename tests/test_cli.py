@@ -101,6 +101,13 @@ def test_ping_passes_state_message_environment_and_run_id(fake: FakeSteadyCron) 
     assert ping.run_id == run_id
 
 
+def test_malformed_run_id_is_a_usage_error(fake: FakeSteadyCron) -> None:
+    result = steadycron("ping", "nightly-db-backup", "--run-id", "run-42", url=fake.url)
+    assert result.returncode == 2
+    assert b"32 lowercase hex digits" in result.stderr
+    assert fake.pings == []
+
+
 def test_options_override_the_environment(fake: FakeSteadyCron) -> None:
     env = environment(fake.url, STEADYCRON_API_KEY="sc_wrong", STEADYCRON_ENVIRONMENT="prod")
     result = steadycron(
