@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from steadycron import _lint
+from steadycron import _demo, _devserver, _lint
 from steadycron._version import __version__
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     _add_check(subparsers)
     _lint.add_parser(subparsers)
+    _devserver.add_parser(subparsers)
+    _demo.add_parser(subparsers)
     return parser
 
 
