@@ -16,6 +16,7 @@ import attrs
 from ._config import Config, check_key
 from ._message import clip_head
 from ._pinger import Exchange, Pinger
+from ._redact import redact
 from ._resolver import USER_AGENT, Resolver
 from .transports._base import Request, Transport, check_transport
 
@@ -235,11 +236,12 @@ class SteadyCron:
             if exchange.ok:
                 return True
             reason, attempts = exchange.reason, exchange.attempts
-        for secret in (token, config.api_key):
-            if secret:
-                reason = reason.replace(secret, "***")
         log.warning(
-            "ping discarded: key=%r state=%s reason=%s attempts=%d", key, state, reason, attempts
+            "ping discarded: key=%r state=%s reason=%s attempts=%d",
+            key,
+            state,
+            redact(reason, token, config.api_key),
+            attempts,
         )
         return False
 

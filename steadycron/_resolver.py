@@ -25,6 +25,7 @@ from ._exceptions import (
 )
 from ._forksafe import reset_after_fork
 from ._pinger import Exchange
+from ._redact import redact
 from ._version import __version__
 from .transports._base import Request, Response
 
@@ -61,9 +62,7 @@ def _server_message(response: Response, api_key: str | None) -> str | None:
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str) or not message:
         return None
-    if api_key:
-        message = message.replace(api_key, "***")
-    return message[:_SERVER_MESSAGE_CHARS]
+    return redact(message, api_key)[:_SERVER_MESSAGE_CHARS]
 
 
 def _token_from(key: str, response: Response) -> str:

@@ -232,3 +232,12 @@ def test_resolution_is_bounded_by_the_ping_timeout() -> None:
     with pytest.raises(ResolutionUnavailableError):
         client.resolve(KEY)
     assert time.monotonic() - started < 0.3 + 0.5
+
+
+def test_a_short_placeholder_key_does_not_mangle_the_server_message() -> None:
+    transport = InMemoryTransport(
+        handler=lambda request: answer(404, {"error": "not_found", "message": "no key 'nope'"})
+    )
+    client = SteadyCron(Config(api_key="k"), transport=transport)
+    with pytest.raises(MonitorNotFoundError, match="no key 'nope'"):
+        client.resolve("nope")
