@@ -34,6 +34,7 @@ examples:
   steadycron run nightly-db-backup --capture -- /usr/local/bin/backup.sh --full
   steadycron check --manifest monitors/
   steadycron lint src/ --manifest monitors/
+  steadycron dev-server monitors/
 
 Settings come from STEADYCRON_API_KEY, STEADYCRON_API_URL, STEADYCRON_PING_URL and
 STEADYCRON_ENVIRONMENT; the options of each subcommand override them.
