@@ -1,23 +1,104 @@
 """The default transport: urllib3 connection pools with keep-alive.
 
 urllib3 is imported with this module, which nothing loads until a transport is built.
+
+A ping on a connection that is already open runs on the caller's thread
+(:meth:`Urllib3Transport.send_if_connected`): handing it to a worker thread and back costs
+two thread wake-ups, which on a small machine is as long as the loopback exchange
+itself. The hard deadline still holds: such a send never looks a name up or connects
+(the connection classes below refuse to, and the pinger sends on a worker instead), and
+a peer that stalls is interrupted by the watchdog.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
+import time
 import urllib.parse
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import urllib3
+from urllib3 import connection as u3_connection
+from urllib3 import connectionpool as u3_pool
 from urllib3 import exceptions as u3
+from urllib3.util.ssl_ import create_urllib3_context
 
 from .._exceptions import ConnectError, ProtocolError, TransportError, TransportTimeoutError
 from .._forksafe import reset_after_fork
 from ._base import MAX_RESPONSE_BYTES, Request, Response
 from ._errors import builtin_errors_mapped
 from ._proxy import ProxySettings
+from ._watchdog import WATCHDOG, Guard
+
+#: The guard of the exchange running on this thread on an open connection, if any.
+_on_open_connection = threading.local()
+
+
+class _WouldConnect(Exception):
+    """The exchange needs a new connection, which the caller's thread must not open."""
+
+
+class _Guarded:
+    """Refuses to connect during a send on an open connection, and hands the socket it
+    reads to the watchdog."""
+
+    sock: Any
+
+    def connect(self) -> None:
+        if getattr(_on_open_connection, "guard", None) is not None:
+            raise _WouldConnect
+        super().connect()  # type: ignore[misc]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        guard: Guard | None = getattr(_on_open_connection, "guard", None)
+        if guard is not None and self.sock is not None and not WATCHDOG.watch(guard, self.sock):
+            raise TransportTimeoutError("no answer before the ping deadline")
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _GuardedHTTPConnection(_Guarded, u3_connection.HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_Guarded, u3_connection.HTTPSConnection):
+    def connect(self) -> None:
+        context = self.ssl_context
+        if context is not None and getattr(_on_open_connection, "guard", None) is None:
+            _load_trust_once(context)
+        super().connect()
+
+
+class _HTTPPool(u3_pool.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _HTTPSPool(u3_pool.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+#: Shared contexts whose trust store is still to be read, and how to read it.
+_trust_to_load: weakref.WeakKeyDictionary[ssl.SSLContext, Callable[[], None]] = (
+    weakref.WeakKeyDictionary()
+)
+_trust_lock = threading.Lock()
+
+
+def _load_trust_once(context: ssl.SSLContext) -> None:
+    """Read the trust store into a transport's shared context on its first TLS connect.
+
+    Left to itself urllib3 builds a context and parses the store for every connection
+    (tens of milliseconds for a system bundle); reading it lazily spares clients that
+    never use TLS.
+    """
+    if context in _trust_to_load:
+        with _trust_lock:
+            load = _trust_to_load.pop(context, None)
+            if load is not None:
+                load()
 
 
 @contextlib.contextmanager
@@ -26,12 +107,13 @@ def _urllib3_errors_mapped(host: str) -> Iterator[None]:
         yield
     except TransportError:
         raise
+    # Before the timeouts: urllib3 2 derives NewConnectionError (refused) from ConnectTimeoutError.
+    except (u3.NewConnectionError, u3.ProxyError, u3.LocationValueError) as exc:
+        raise ConnectError(f"could not reach {host} ({type(exc).__name__})") from exc
     except (u3.ConnectTimeoutError, u3.ReadTimeoutError) as exc:
         raise TransportTimeoutError(f"no answer from {host} in time") from exc
     except u3.SSLError as exc:
         raise ConnectError(f"TLS handshake with {host} failed") from exc
-    except (u3.NewConnectionError, u3.ProxyError, u3.LocationValueError) as exc:
-        raise ConnectError(f"could not reach {host} ({type(exc).__name__})") from exc
     except u3.HTTPError as exc:
         raise ProtocolError(f"exchange with {host} failed ({type(exc).__name__})") from exc
 
@@ -56,36 +138,96 @@ class Urllib3Transport:
         self._proxies = ProxySettings()
         self._lock = threading.Lock()
         self._managers: dict[str | None, urllib3.PoolManager] = {}
+        self._ssl_context: ssl.SSLContext | None = None
         reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(maxsize={self._maxsize}, ca_certs={self._ca_certs!r})"
 
-    def _manager(self, url: urllib.parse.SplitResult) -> urllib3.PoolManager:
-        proxy = self._proxies.proxy_for(url)
-        proxy_url = None if proxy is None else proxy.geturl()
+    def _tls_context(self) -> ssl.SSLContext:
+        """One context for every connection; its trust store is read on the first TLS
+        connect (the system store and ``SSL_CERT_FILE``, or *ca_certs*)."""
+        if self._ssl_context is None:
+            context = create_urllib3_context()
+            ca_certs = self._ca_certs
+
+            def load_trust() -> None:
+                if ca_certs:
+                    context.load_verify_locations(cafile=ca_certs)
+                else:
+                    context.load_default_certs()
+
+            _trust_to_load[context] = load_trust
+            self._ssl_context = context
+        return self._ssl_context
+
+    def _manager(self, proxy_url: str | None) -> urllib3.PoolManager:
         manager = self._managers.get(proxy_url)
         if manager is None:
             with self._lock:
                 manager = self._managers.get(proxy_url)
                 if manager is None:
+                    options: dict[str, Any] = {
+                        "maxsize": self._maxsize,
+                        "retries": False,
+                        "ssl_context": self._tls_context(),
+                    }
                     manager = (
-                        urllib3.PoolManager(
-                            maxsize=self._maxsize, retries=False, ca_certs=self._ca_certs
-                        )
+                        urllib3.PoolManager(**options)
                         if proxy_url is None
-                        else urllib3.ProxyManager(
-                            proxy_url, maxsize=self._maxsize, retries=False, ca_certs=self._ca_certs
-                        )
+                        else urllib3.ProxyManager(proxy_url, **options)
                     )
+                    manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
                     self._managers[proxy_url] = manager
         return manager
 
+    def _proxy_url(self, url: urllib.parse.SplitResult) -> str | None:
+        proxy = self._proxies.proxy_for(url)
+        return None if proxy is None else proxy.geturl()
+
     def send(self, request: Request, *, timeout: float) -> Response:
         url = urllib.parse.urlsplit(request.url)
+        return self._send(request, url, self._manager(self._proxy_url(url)), timeout, None)
+
+    def send_if_connected(self, request: Request, *, timeout: float) -> Response | None:
+        """Like :meth:`send`, but on the caller's thread and only over a connection that is
+        already open; None (nothing sent) when the exchange would have to open one.
+
+        Safe to call where a hard deadline is needed: a name lookup or connect, which
+        nothing can interrupt, never happens here, and a stalled answer is interrupted
+        when *timeout* runs out.
+        """
+        url = urllib.parse.urlsplit(request.url)
+        if self._proxy_url(url) is not None:
+            return None
+        manager = self._managers.get(None)
+        if manager is None:
+            return None
+        guard = WATCHDOG.guard(time.monotonic() + timeout)
+        _on_open_connection.guard = guard
+        try:
+            return self._send(request, url, manager, timeout, guard)
+        except _WouldConnect:
+            return None
+        except TransportError:
+            if guard.fired:
+                raise TransportTimeoutError("no answer before the ping deadline") from None
+            raise
+        finally:
+            _on_open_connection.guard = None
+            WATCHDOG.release(guard)
+
+    def _send(
+        self,
+        request: Request,
+        url: urllib.parse.SplitResult,
+        manager: urllib3.PoolManager,
+        timeout: float,
+        guard: Guard | None,
+    ) -> Response:
         host = url.netloc
         with builtin_errors_mapped(host), _urllib3_errors_mapped(host):
-            answer = self._manager(url).urlopen(
+            answer = manager.urlopen(
                 request.method,
                 request.url,
                 body=request.body,
@@ -104,6 +246,10 @@ class Urllib3Transport:
                 # Unread bytes remain on the socket: it cannot carry another request.
                 answer.close()
                 body = body[:MAX_RESPONSE_BYTES]
+            if guard is not None and not WATCHDOG.release(guard):
+                # Its socket was shut down as the deadline passed: never pool it again.
+                answer.close()
+                raise TransportTimeoutError("no answer before the ping deadline")
             answer.release_conn()
             return Response(answer.status, dict(answer.headers), body)
 
@@ -117,3 +263,4 @@ class Urllib3Transport:
         # The parent still uses these sockets; the child must never write to them.
         self._lock = threading.Lock()
         self._managers = {}
+        self._ssl_context = None
