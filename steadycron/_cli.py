@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from steadycron import _demo, _devserver, _lint
+from steadycron import _lint
 from steadycron._version import __version__
 
 if TYPE_CHECKING:
@@ -89,6 +89,11 @@ exit status: 0 when every key is ok, 1 when any is not, 2 on a usage or manifest
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``steadycron`` command line and return its exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in _DEFERRED:
+        import importlib
+
+        module = importlib.import_module(_DEFERRED[arguments[0]][0])
+        return int(module.main(arguments[1:]))
     parser = build_parser()
     args = _parse(parser, arguments)
     if getattr(args, "func", None) is None:
@@ -114,9 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     _add_check(subparsers)
     _lint.add_parser(subparsers)
-    _devserver.add_parser(subparsers)
-    _demo.add_parser(subparsers)
+    for name, (_, help) in _DEFERRED.items():
+        subparsers.add_parser(name, help=help, add_help=False)  # listed in --help only
     return parser
+
+
+#: Subcommands whose modules (a server, asyncio) load only when they run: every
+#: ``steadycron run`` in a crontab would otherwise pay for those imports. Each module's
+#: own ``main(argv)`` parses its arguments, ``--help`` included.
+_DEFERRED = {
+    "dev-server": (
+        "steadycron._devserver",
+        "run a local stand-in for SteadyCron and watch the pings arrive",
+    ),
+    "demo": (
+        "steadycron._demo",
+        "run monitored jobs against a local stand-in and watch the pings arrive",
+    ),
+}
 
 
 def _parse(parser: argparse.ArgumentParser, arguments: list[str]) -> argparse.Namespace:

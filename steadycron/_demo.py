@@ -8,12 +8,11 @@ below are ordinary decorated functions. Nothing is left running afterwards.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 import time
-from typing import IO, Any
+from typing import IO
 
 import steadycron
 
@@ -36,6 +35,8 @@ def build_report() -> None:
 
 @steadycron.job("warm-search-index")
 async def warm_search_index() -> int:
+    import asyncio
+
     await asyncio.sleep(0.2)
     return 1200
 
@@ -88,6 +89,8 @@ def _steps(out: IO[str], server: DevServer) -> int:
         return 1
 
     _say(out, "3. An async job: the pings never block the event loop.")
+    import asyncio
+
     indexed = asyncio.run(warm_search_index())
     _say(out, f"   warm_search_index() returned {indexed}")
 
@@ -106,13 +109,15 @@ def _steps(out: IO[str], server: DevServer) -> int:
     return 0 if delivered.count("success") == 3 and delivered.count("fail") == 1 else 1
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``demo`` on the ``steadycron`` command's subcommands."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="run monitored jobs against a local stand-in and watch the pings arrive",
+HELP = "run monitored jobs against a local stand-in and watch the pings arrive"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``steadycron demo [--ping-timeout SECONDS]``."""
+    parser = argparse.ArgumentParser(
+        prog="steadycron demo",
         description=__doc__,
-        epilog="example:\n  steadycron demo\n  steadycron demo --ping-timeout 0.5",
+        epilog="examples:\n  steadycron demo\n  steadycron demo --ping-timeout 0.5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -121,13 +126,4 @@ def add_parser(subparsers: Any) -> None:
         default=1.0,
         help="seconds one ping may take, retries included (default: 1.0)",
     )
-    parser.set_defaults(func=run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo without the rest of the command line."""
-    parser = argparse.ArgumentParser(prog="steadycron demo")
-    subparsers = parser.add_subparsers(required=True)
-    add_parser(subparsers)
-    args = parser.parse_args(["demo", *(argv or [])])
-    return int(args.func(args))
+    return run(parser.parse_args(argv))
