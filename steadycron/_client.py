@@ -67,7 +67,9 @@ def ping_request(
     base, query = _ping_target(config.ping_url, token, config.environment)
     url = base + _PATH_SUFFIX[state]
     if run_id:
-        run_query = f"run_id={urllib.parse.quote(run_id, safe='')}"
+        # A run's own id is 32 hex digits, which quoting leaves as they are: skip it.
+        safe = run_id.isascii() and run_id.isalnum()
+        run_query = f"run_id={run_id if safe else urllib.parse.quote(run_id, safe='')}"
         query = f"{query}&{run_query}" if query else run_query
     if query:
         url = f"{url}?{query}"
