@@ -2,21 +2,18 @@
 
 Wrap a job with ``@steadycron.job("key")`` or ``with steadycron.monitor("key"):`` and
 SteadyCron learns when it started, succeeded or failed. Importing this package only
-defines names: no network, no threads.
+defines names: no network, no threads, and none of the machinery behind them (attrs, the
+client, its transports) until a name is first used, so that ``import steadycron`` costs
+an application less than ``import urllib.request`` does.
 """
 
 from __future__ import annotations
 
 import sys
+import types
 from collections.abc import Callable, MutableMapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _default
-from ._client import State as State
-from ._client import SteadyCron as SteadyCron
-from ._config import Config as Config
-from ._default import configure as configure
-from ._default import default_client as default_client
 from ._exceptions import AmbiguousJobKeyError as AmbiguousJobKeyError
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ConfigurationError as ConfigurationError
@@ -25,10 +22,15 @@ from ._exceptions import MonitorNotFoundError as MonitorNotFoundError
 from ._exceptions import ResolutionUnavailableError as ResolutionUnavailableError
 from ._exceptions import SteadyCronError as SteadyCronError
 from ._exceptions import TransportError as TransportError
-from ._run import Monitor as Monitor
-from ._run import Run as Run
-from ._run import RunContext as RunContext
 from ._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from ._client import State as State
+    from ._client import SteadyCron as SteadyCron
+    from ._config import Config as Config
+    from ._run import Monitor as Monitor
+    from ._run import Run as Run
+    from ._run import RunContext as RunContext
 
 __all__ = [
     "AmbiguousJobKeyError",
@@ -57,6 +59,29 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Public classes that live in private modules, imported when first asked for (PEP 562).
+_LAZY = {
+    "Config": "._config",
+    "Monitor": "._run",
+    "Run": "._run",
+    "RunContext": "._run",
+    "State": "._client",
+    "SteadyCron": "._client",
+}
+
+#: The settings readable and assignable as module attributes: ``Config``'s fields, named
+#: here so that defining them does not import attrs (``_default`` checks they agree).
+_SETTINGS = (
+    "api_key",
+    "api_url",
+    "ping_url",
+    "environment",
+    "capture_errors",
+    "ping_timeout",
+    "resolve_cache_ttl",
+    "monitors",
+)
+
 # Module settings (properties installed below; the annotations inform type checkers).
 api_key: str | None
 api_url: str
@@ -68,6 +93,39 @@ resolve_cache_ttl: float
 monitors: MutableMapping[str, str]
 
 
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+def configure(**settings: Any) -> None:
+    """Set several settings of the default client at once, all or nothing.
+
+    Accepts the settings of :class:`Config` and ``transport``. None unsets a setting
+    (back to its environment variable, then its default).
+    """
+    from ._default import configure
+
+    configure(**settings)
+
+
+def default_client() -> SteadyCron:
+    """The client the module-level functions use."""
+    from ._default import default_client
+
+    return default_client()
+
+
 def job(key: str) -> Callable[[F], F]:
     """Decorate a function so every call is a tracked run of monitor *key*.
 
@@ -75,29 +133,50 @@ def job(key: str) -> Callable[[F], F]:
     """
     from ._run import track
 
-    return track(_default.default_client, key)
+    return track(default_client, key)
 
 
 def monitor(key: str) -> RunContext:
     """A context manager (``with`` / ``async with``) tracking one run of monitor *key*."""
-    return RunContext(_default.default_client, key)
+    from ._run import RunContext
+
+    return RunContext(default_client, key)
 
 
 def ping(
     key: str, state: State = "success", message: str | None = None, *, run_id: str | None = None
 ) -> None:
     """Send one ping through the default client (see :meth:`SteadyCron.ping`)."""
-    _default.default_client().ping(key, state, message, run_id=run_id)
+    default_client().ping(key, state, message, run_id=run_id)
 
 
 def resolve(key: str) -> str:
     """Resolve *key* through the default client (see :meth:`SteadyCron.resolve`)."""
-    return _default.default_client().resolve(key)
+    return default_client().resolve(key)
 
 
 def clear_cache() -> None:
     """Drop the default client's cached key -> token resolutions."""
-    _default.default_client().clear_cache()
+    default_client().clear_cache()
 
 
-sys.modules[__name__].__class__ = _default.settings_module_class(type(sys.modules[__name__]))
+def _setting(name: str) -> property:
+    """A module attribute that reads the effective value of a default-client setting
+    (code, else environment, else default) and validates what is assigned to it."""
+
+    def read(module: types.ModuleType) -> Any:
+        from . import _default
+
+        return _default.read_setting(name)
+
+    def write(module: types.ModuleType, value: Any) -> None:
+        from . import _default
+
+        _default.write_setting(name, value)
+
+    return property(read, write, doc=f"The default client's {name} setting.")
+
+
+sys.modules[__name__].__class__ = type(
+    "SteadyCronModule", (types.ModuleType,), {name: _setting(name) for name in _SETTINGS}
+)

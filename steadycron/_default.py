@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import types
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -210,17 +209,21 @@ def reset() -> None:
         client.close()
 
 
-def settings_module_class(base: type[types.ModuleType]) -> type[types.ModuleType]:
-    """A module class whose setting attributes read and write the default settings."""
+def read_setting(name: str) -> Any:
+    """The effective value of module setting *name* (``steadycron.<name>``)."""
+    return _settings.effective(name)
 
-    def setting(name: str) -> property:
-        def read(module: types.ModuleType) -> Any:
-            return _settings.effective(name)
 
-        def write(module: types.ModuleType, value: Any) -> None:
-            _settings.assign({name: value})
+def write_setting(name: str, value: Any) -> None:
+    """Assign module setting *name*; an invalid value is refused and the old one stays."""
+    _settings.assign({name: value})
 
-        return property(read, write, doc=f"The default client's {name} setting.")
 
-    namespace = {name: setting(name) for name in SETTING_NAMES}
-    return type("SteadyCronModule", (base,), namespace)
+def _check_package_settings() -> None:
+    from . import _SETTINGS
+
+    if set(_SETTINGS) != set(SETTING_NAMES):
+        raise ImportError(f"steadycron._SETTINGS {_SETTINGS} disagrees with Config {SETTING_NAMES}")
+
+
+_check_package_settings()
