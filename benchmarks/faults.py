@@ -1,5 +1,6 @@
 """The worst case: one ping when SteadyCron accepts and never answers, drips its answer
-a byte at a time, or when the name lookup hangs.
+a byte at a time, or when the name lookup hangs; and a ping on a kept-alive connection
+(the first ping was answered) that then stalls.
 
 Socket timeouts bound single reads, so none of these is cut short by them; only the
 SDK's hard deadline is. The hung lookup is staged in this process by making
@@ -64,9 +65,12 @@ def quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _ping_seconds(ping_url: str, transport: Transport) -> float:
+def _ping_seconds(ping_url: str, transport: Transport, *, warm: bool) -> float:
+    """Wall time of one ping; with *warm*, after a first ping that opened the connection."""
     config = Config(ping_url=ping_url, ping_timeout=PING_TIMEOUT, monitors={"k": "token"})
     with SteadyCron(config, transport=transport) as client:
+        if warm:
+            client.ping("k", "start")
         started = time.perf_counter()
         client.ping("k")
         return time.perf_counter() - started
@@ -74,16 +78,21 @@ def _ping_seconds(ping_url: str, transport: Transport) -> float:
 
 def measure(bench: Bench) -> Outcome:
     faults = {
-        "never answers": bench.servers.url("silent"),
-        "drips a byte at a time": bench.servers.url("drip"),
-        "name lookup hangs": f"http://{HUNG_HOST}:{bench.servers.ports['silent']}",
+        "never answers": (bench.servers.url("silent"), False),
+        "drips a byte at a time": (bench.servers.url("drip"), False),
+        "name lookup hangs": (f"http://{HUNG_HOST}:{bench.servers.ports['silent']}", False),
+        "open connection stops answering": (bench.servers.url("silent-after-one"), True),
+        "open connection starts dripping": (bench.servers.url("drip-after-one"), True),
     }
     rows = []
     worst = 0.0
     with quiet(), hanging_lookup():
-        for fault, url in faults.items():
+        for fault, (url, warm) in faults.items():
             for name, transport in TRANSPORTS.items():
-                samples = [_ping_seconds(url, transport()) for _ in range(bench.scale(3, 1))]
+                if warm and name == "StdlibTransport":
+                    continue  # it opens a connection per ping: nothing stays open
+                rounds = range(bench.scale(3, 1))
+                samples = [_ping_seconds(url, transport(), warm=warm) for _ in rounds]
                 seconds = statistics.median(samples)
                 worst = max(worst, *samples)
                 rows.append(Row(f"worst case: {fault}", name, seconds * 1e3, "ms"))

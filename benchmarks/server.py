@@ -26,7 +26,7 @@ from .tls import TlsFiles
 #: Listener name -> whether it speaks TLS. "api" ports answer resolves, the others pings
 #: (both answer either: the split only gives the cold process two hosts, as in production).
 GOOD_LISTENERS = {"http": False, "http-api": False, "https": True, "https-api": True}
-FAULTY_LISTENERS = ("silent", "drip")
+FAULTY_LISTENERS = ("silent", "drip", "silent-after-one", "drip-after-one")
 LISTENERS = (*GOOD_LISTENERS, *FAULTY_LISTENERS)
 DRIP_INTERVAL_SECONDS = 0.05
 _HEADER_END = b"\r\n\r\n"
@@ -83,6 +83,26 @@ class _SteadyCron(_Counted):
                 return
 
 
+class _OnceThen(_SteadyCron):
+    """Answers the first request on a connection, then stalls (silent or dripping): the
+    fault a pooled, already open connection meets."""
+
+    drip = False
+    answered = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None or self.answered:
+            if self.drip and _HEADER_END in data:
+                _Drip.start(self)
+            return
+        super().data_received(data)
+        self.answered = True
+
+
+class _DripAfterOne(_OnceThen):
+    drip = True
+
+
 class _Silent(_Counted):
     """Accepts, reads, and never answers."""
 
@@ -97,15 +117,23 @@ class _Drip(_Counted):
         self.buffer += data
         if _HEADER_END in self.buffer:
             self.buffer = b""
-            asyncio.get_running_loop().create_task(self._drip(_answer(b"POST / HTTP/1.1")))
+            self.start(self)
 
-    async def _drip(self, answer: bytes) -> None:
-        for index in range(len(answer)):
-            assert self.transport is not None
-            if self.transport.is_closing():
-                return
-            self.transport.write(answer[index : index + 1])
-            await asyncio.sleep(DRIP_INTERVAL_SECONDS)
+    @staticmethod
+    def start(protocol: _Counted) -> None:
+        """Start dripping an answer down *protocol*'s connection."""
+        answer = _answer(b"POST / HTTP/1.1")
+        transport = protocol.transport
+        assert transport is not None
+
+        async def drip() -> None:
+            for index in range(len(answer)):
+                if transport.is_closing():
+                    return
+                transport.write(answer[index : index + 1])
+                await asyncio.sleep(DRIP_INTERVAL_SECONDS)
+
+        asyncio.get_running_loop().create_task(drip())
 
 
 async def _serve(counters: Any, tls: TlsFiles, ready: Connection) -> None:
@@ -114,7 +142,12 @@ async def _serve(counters: Any, tls: TlsFiles, ready: Connection) -> None:
     loop = asyncio.get_running_loop()
     ports = {}
     for index, name in enumerate(LISTENERS):
-        protocol = {"silent": _Silent, "drip": _Drip}.get(name, _SteadyCron)
+        protocol = {
+            "silent": _Silent,
+            "drip": _Drip,
+            "silent-after-one": _OnceThen,
+            "drip-after-one": _DripAfterOne,
+        }.get(name, _SteadyCron)
         server = await loop.create_server(
             lambda protocol=protocol, index=index: protocol(counters, index),
             "127.0.0.1",
