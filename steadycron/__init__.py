@@ -131,16 +131,18 @@ def job(key: str) -> Callable[[F], F]:
 
     The default client is looked up when the function runs, not when it is decorated.
     """
+    from ._default import default_client as client_source
     from ._run import track
 
-    return track(default_client, key)
+    return track(client_source, key)
 
 
 def monitor(key: str) -> RunContext:
     """A context manager (``with`` / ``async with``) tracking one run of monitor *key*."""
+    from ._default import default_client as client_source
     from ._run import RunContext
 
-    return RunContext(default_client, key)
+    return RunContext(client_source, key)
 
 
 def ping(
