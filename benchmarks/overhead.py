@@ -44,12 +44,12 @@ def measure(bench: Bench) -> Outcome:
         "client": client.job("overhead-job")(_noop),
         "default": steadycron.job("overhead-job")(_noop),
     }
-    calls = bench.scale(5000, 200)
+    calls = bench.scale(1000, 200)
     contenders = {BARE: Contender(_calls(_noop), calls, warmup=100)}
     for name, which in CONTENDERS.items():
         contenders[name] = Contender(_calls(decorated[which]), calls, warmup=100)
     try:
-        results = alternate(contenders, bench.scale(15, 2))
+        results = alternate(contenders, bench.scale(60, 2))
     finally:
         steadycron.configure(api_key=None, transport=None)
         client.close()

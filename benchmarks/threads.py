@@ -80,8 +80,8 @@ def measure(bench: Bench) -> Outcome:
     targets: list[Target] = []
     cafile = str(bench.tls.ca_bundle)
     for scheme in ("http", "https"):
-        jobs = bench.scale(800, 40)
-        unpooled_jobs = jobs if scheme == "http" else bench.scale(80, 8)
+        jobs = bench.scale(200, 40)
+        unpooled_jobs = jobs if scheme == "http" else bench.scale(40, 8)
         contenders = {
             UNPOOLED: Contender(
                 _jobs(bench, scheme, StdlibTransport(ca_certs=cafile)),
@@ -96,7 +96,7 @@ def measure(bench: Bench) -> Outcome:
             FLOOR: Contender(_raw_urllib3(bench, scheme), jobs, warmup=THREADS),
         }
         probe = bench.servers.probe(scheme, f"{scheme}-api")
-        results = alternate(contenders, bench.scale(7, 1), probe=probe)
+        results = alternate(contenders, bench.scale(15, 1), probe=probe)
         scenario = f"{THREADS} threads, {scheme.upper()}"
         rows += rows_with_ratios(
             [

@@ -1,7 +1,9 @@
 """Side-by-side timing: contenders take turns, so machine noise lands on all of them.
 
 Each round runs every contender once, in an order rotated from round to round; the
-figure reported is the median over rounds. A probe (the server's connection counter)
+figure reported is the median over rounds. Turns are kept short (many rounds of a few
+iterations) so that a burst of load from elsewhere on the machine hits every contender
+rather than whichever happened to be running. A probe (the server's connection counter)
 is read around each turn so connections are attributed to the contender that opened
 them.
 """

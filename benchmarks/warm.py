@@ -111,15 +111,15 @@ def _fresh(bench: Bench, scheme: str) -> Batch:
 
 
 def _contenders(bench: Bench, scheme: str) -> dict[str, Contender]:
-    runs = bench.scale(400, 20)
+    runs = bench.scale(10, 10)
     cafile = str(bench.tls.ca_bundle)
-    fresh_runs = bench.scale(4 if scheme == "https" else 40, 2)
+    fresh_runs = 1
     return {
         FLOOR: Contender(_urllib3_floor(bench, scheme), runs),
         "floor: http.client keep-alive": Contender(_http_client_floor(bench, scheme), runs),
         SDK_URLLIB3: Contender(_sdk(bench, scheme, Urllib3Transport(ca_certs=cafile)), runs),
         "steadycron, StdlibTransport": Contender(
-            _sdk(bench, scheme, StdlibTransport(ca_certs=cafile)), bench.scale(40, 4)
+            _sdk(bench, scheme, StdlibTransport(ca_certs=cafile)), 1
         ),
         FRESH: Contender(_fresh(bench, scheme), fresh_runs),
     }
@@ -131,7 +131,7 @@ def measure(bench: Bench) -> Outcome:
     for scheme in ("http", "https"):
         scenario = f"warm run, {scheme.upper()}"
         probe = bench.servers.probe(scheme, f"{scheme}-api")
-        results = alternate(_contenders(bench, scheme), bench.scale(9, 2), probe=probe)
+        results = alternate(_contenders(bench, scheme), bench.scale(150, 3), probe=probe)
         rows += rows_with_ratios(
             [
                 Row(
