@@ -257,6 +257,12 @@ class Urllib3Transport:
         with self._lock:
             managers, self._managers = list(self._managers.values()), {}
         for manager in managers:
+            # urllib3 2's clear() only forgets its pools (their sockets close when they are
+            # collected, which a reference cycle can put off indefinitely): close them now.
+            for key in manager.pools.keys():  # noqa: SIM118 -- the container is not iterable
+                pool = manager.pools.get(key)
+                if pool is not None:
+                    pool.close()
             manager.clear()
 
     def _after_fork_in_child(self) -> None:
