@@ -18,6 +18,9 @@ import time
 
 from .._forksafe import reset_after_fork
 
+#: How long the watching thread waits for a new exchange before it leaves.
+IDLE_SECONDS = 2.0
+
 
 class Guard:
     """One exchange under watch: its deadline, its socket once known, whether it fired."""
@@ -84,7 +87,12 @@ class Watchdog:
                     if guard.sock is not None:
                         _interrupt(guard.sock)
                 self._wake_at = min((guard.deadline for guard in self._guards), default=math.inf)
-                condition.wait(None if self._wake_at == math.inf else self._wake_at - now)
+                if self._wake_at != math.inf:
+                    condition.wait(self._wake_at - now)
+                elif not condition.wait(IDLE_SECONDS) and not self._guards:
+                    # No thread outlives the pings that needed it (guard() starts a new one).
+                    self._thread = None
+                    return
 
     def _after_fork_in_child(self) -> None:
         # The parent's thread does not exist here, and its lock may be held forever.
