@@ -13,6 +13,8 @@ a peer that stalls is interrupted by the watchdog.
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import ssl
 import threading
 import time
@@ -99,6 +101,33 @@ def _load_trust_once(context: ssl.SSLContext) -> None:
             load = _trust_to_load.pop(context, None)
             if load is not None:
                 load()
+
+
+#: Set while one of our exchanges runs on this thread.
+_sending = threading.local()
+#: A URL's path, or the path of a logged request line ("POST /token/start HTTP/1.1").
+_URL_PATH = re.compile(r"(https?://[^/\s'\"]+|\"[A-Z]+ )/[^\s'\")]*")
+
+
+class _QuietDuringSends(logging.Filter):
+    """urllib3 logs some trouble (a malformed header, a full pool) at WARNING, with the
+    full URL and so the ping token. Records made during our exchanges drop to DEBUG with
+    URL paths redacted: the pinger's one WARNING already tells of a lost ping. Records
+    from the application's own use of urllib3 pass untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_sending, "active", False):
+            record.msg = _URL_PATH.sub(r"\1/<redacted>", record.getMessage())
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_QUIET = _QuietDuringSends()
+for _logger in ("urllib3.connectionpool", "urllib3.connection", "urllib3.response"):
+    logging.getLogger(_logger).addFilter(_QUIET)
 
 
 @contextlib.contextmanager
@@ -226,6 +255,20 @@ class Urllib3Transport:
         guard: Guard | None,
     ) -> Response:
         host = url.netloc
+        _sending.active = True
+        try:
+            return self._exchange(request, manager, host, timeout, guard)
+        finally:
+            _sending.active = False
+
+    def _exchange(
+        self,
+        request: Request,
+        manager: urllib3.PoolManager,
+        host: str,
+        timeout: float,
+        guard: Guard | None,
+    ) -> Response:
         with builtin_errors_mapped(host), _urllib3_errors_mapped(host):
             answer = manager.urlopen(
                 request.method,
