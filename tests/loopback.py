@@ -166,7 +166,10 @@ class LoopbackServer:
         self.scheme = "https" if tls else "http"
         self.port = self._server.server_address[1]
         self.url = f"{self.scheme}://{HOST}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval for the loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def record(self, received: Received) -> None:
         with self._lock:
