@@ -57,7 +57,7 @@ def _server_message(response: Response, api_key: str | None) -> str | None:
     """The server's own explanation from an error body, cut short and scrubbed of the key."""
     try:
         body = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
         return None
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str) or not message:
@@ -69,7 +69,7 @@ def _token_from(key: str, response: Response) -> str:
     """The ping token of a 200 answer; an answer that is not what the API sends is an outage."""
     try:
         body = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
         body = None
     token = body.get("ping_token") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not isinstance(token, str) or not token:
