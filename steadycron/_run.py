@@ -7,6 +7,7 @@ overlapping runs of one function never share a run id.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import time
@@ -26,6 +27,8 @@ log = logging.getLogger("steadycron")
 
 F = TypeVar("F", bound=Callable[..., Any])
 ClientSource = Callable[[], "SteadyCron"]
+#: An open run: the client it pings through, the run, and its token (None: unpinged).
+_Open = tuple["SteadyCron", "Run", "str | None"]
 
 
 @attrs.frozen
@@ -50,6 +53,11 @@ def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, st
     return "fail", f"{name}: {text}" if text else name
 
 
+_open_runs: contextvars.ContextVar[tuple[tuple[RunContext, _Open], ...]] = contextvars.ContextVar(
+    "steadycron_open_runs", default=()
+)
+
+
 class RunContext:
     """Tracks one run per entry: start ping on entry, outcome ping on exit.
 
@@ -60,21 +68,15 @@ class RunContext:
     def __init__(self, client: ClientSource, key: str) -> None:
         self._client = client
         self._key = check_key(key)
-        self._active: list[tuple[SteadyCron, Run, str | None]] = []
+        self._active: list[_Open] = []
 
     def __repr__(self) -> str:
         return f"RunContext(key={self._key!r})"
 
     def __enter__(self) -> Run:
-        client = self._client()
-        run = Run(self._key, uuid.uuid4().hex)
-        config = client.config
-        deadline = time.monotonic() + config.ping_timeout
-        token = client.token_for(config, self._key, deadline)  # misconfiguration raises
-        if token is not None:
-            client.deliver(config, self._key, token, "start", None, run.run_id, deadline)
-        self._active.append((client, run, token))
-        return run
+        opened = self._start()
+        self._push(opened)
+        return opened[1]
 
     def __exit__(
         self,
@@ -82,7 +84,40 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client, run, token = self._active.pop()
+        self._finish(self._pop(), exc)
+
+    async def __aenter__(self) -> Run:
+        import asyncio
+
+        opened = await asyncio.get_running_loop().run_in_executor(None, self._start)
+        self._push(opened)
+        return opened[1]
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import asyncio
+
+        opened = self._pop()
+        await asyncio.get_running_loop().run_in_executor(None, self._finish, opened, exc)
+
+    def _start(self) -> _Open:
+        client = self._client()
+        run = Run(self._key, uuid.uuid4().hex)
+        config = client.config
+        deadline = time.monotonic() + config.ping_timeout
+        token = client.token_for(config, self._key, deadline)  # misconfiguration raises
+        if token is not None:
+            client.deliver(config, self._key, token, "start", None, run.run_id, deadline)
+        return client, run, token
+
+    def _finish(self, opened: _Open | None, exc: BaseException | None) -> None:
+        if opened is None:
+            return
+        client, run, token = opened
         if token is None:
             return
         try:
@@ -93,20 +128,24 @@ class RunContext:
         except Exception as error:  # the job's own outcome must reach its caller untouched
             log.warning("outcome ping of %r skipped: %s", self._key, type(error).__name__)
 
-    async def __aenter__(self) -> Run:
-        import asyncio
+    # One RunContext may be entered by several threads or tasks at once (a module-level
+    # ``monitor(key)`` object): each exit must close the run its own thread or task opened,
+    # not the one opened last. Runs are found through the context they were opened in, and
+    # only when that fails (exit in another task, as in an async fixture) by recency.
 
-        return await asyncio.get_running_loop().run_in_executor(None, self.__enter__)
+    def _push(self, opened: _Open) -> None:
+        self._active.append(opened)
+        _open_runs.set((*_open_runs.get(), (self, opened)))
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import asyncio
-
-        await asyncio.get_running_loop().run_in_executor(None, self.__exit__, exc_type, exc, tb)
+    def _pop(self) -> _Open | None:
+        stack = _open_runs.get()
+        for index in range(len(stack) - 1, -1, -1):
+            owner, opened = stack[index]
+            if owner is self:
+                _open_runs.set(stack[:index] + stack[index + 1 :])
+                self._active.remove(opened)
+                return opened
+        return self._active.pop() if self._active else None
 
 
 def track(client: ClientSource, key: str) -> Callable[[F], F]:
