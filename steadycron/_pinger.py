@@ -121,12 +121,13 @@ class Pinger:
                 log.debug("attempt 1 failed; retrying in %.3f s", first_sleep)
                 self._sleep(first_sleep)
                 (self._retrying or self._build_retrying())(attempt, deadline=deadline)
+            return _summary(outcomes)
         except Exception as exc:  # a misbehaving custom transport must not break a job
             return Exchange(None, len(outcomes), f"transport raised {type(exc).__name__}")
-        last = outcomes[-1]
-        if isinstance(last, Response):
-            return Exchange(last, len(outcomes))
-        return Exchange(None, len(outcomes), str(last) or type(last).__name__)
+        finally:
+            # The errors' tracebacks hold frames that hold this list: break the cycle so
+            # their sockets and frames go at once, not at the next garbage collection.
+            outcomes.clear()
 
     def _attempt(
         self,
@@ -222,3 +223,11 @@ class Pinger:
         """Stop worker threads (started again if the pinger is used again)."""
         if self._workers is not None:
             self._workers.close()
+
+
+def _summary(outcomes: list[Response | TransportError]) -> Exchange:
+    """The Exchange that the last outcome makes (kept out of frames its error refers to)."""
+    last = outcomes[-1]
+    if isinstance(last, Response):
+        return Exchange(last, len(outcomes))
+    return Exchange(None, len(outcomes), str(last) or type(last).__name__)

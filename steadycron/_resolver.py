@@ -79,6 +79,10 @@ def _token_from(key: str, response: Response) -> str:
             key=key,
         )
     kind = body.get("kind", "heartbeat")
+    if not isinstance(kind, str):
+        raise ResolutionUnavailableError(
+            f"monitor key {key!r}: the resolve answer's kind was not a string", key=key
+        )
     if kind != "heartbeat":
         raise InvalidMonitorKindError(key, kind=str(kind)[:40], status=response.status)
     return token

@@ -51,7 +51,9 @@ class Answer:
 
     @classmethod
     def json(cls, status: int, payload: object, **headers: str) -> Answer:
-        return cls(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+        return cls(
+            status, json.dumps(payload).encode(), {"Content-Type": "application/json", **headers}
+        )
 
 
 Respond = Callable[[Received], Answer]
@@ -137,6 +139,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops connections in bursts
     owner: LoopbackServer
 
     def get_request(self) -> tuple[socket.socket, Any]:

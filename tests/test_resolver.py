@@ -241,3 +241,44 @@ def test_a_short_placeholder_key_does_not_mangle_the_server_message() -> None:
     client = SteadyCron(Config(api_key="k"), transport=transport)
     with pytest.raises(MonitorNotFoundError, match="no key 'nope'"):
         client.resolve("nope")
+
+
+def test_a_kind_that_is_not_a_string_is_nonsense_not_a_wrong_kind() -> None:
+    payload = {"key": KEY, "kind": ["heartbeat"], "ping_token": TOKEN}
+    client, _ = client_with(
+        lambda request: answer(200, payload) if "resolve" in request.url else None
+    )
+    with pytest.raises(ResolutionUnavailableError, match="kind"):
+        client.resolve(KEY)
+    assert client.job(KEY)(lambda: "ran")() == "ran"
+
+
+def test_a_failed_exchange_leaves_no_reference_cycle() -> None:
+    """A failed send's error (and the socket its frames hold) is freed at once."""
+    import gc
+    import weakref
+
+    from steadycron._pinger import Pinger
+
+    errors: list[weakref.ref[Exception]] = []
+
+    def tracked(error: Exception) -> Exception:
+        errors.append(weakref.ref(error))
+        return error
+
+    def refuse(request: Request) -> Response:
+        raise tracked(ConnectError("refused"))
+
+    gc.collect()
+    gc.disable()
+    try:
+        # Too short a budget for a retry: one attempt, on our code alone.
+        deadline = time.monotonic() + 0.05
+        exchange = Pinger().exchange(
+            InMemoryTransport(handler=refuse), Request("POST", "http://x/t"), deadline
+        )
+        assert not exchange.ok
+        assert len(errors) == 1
+        assert errors[0]() is None
+    finally:
+        gc.enable()
