@@ -174,6 +174,14 @@ class LoopbackServer:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
+    def reuse(self, respond: Respond) -> LoopbackServer:
+        """Answer with *respond* from now on, forgetting what was received so far."""
+        self.respond = respond
+        with self._lock:
+            self.received.clear()
+        self.connections = 0
+        return self
+
     def record(self, received: Received) -> None:
         with self._lock:
             self.received.append(received)

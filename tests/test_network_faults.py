@@ -70,16 +70,9 @@ def on_resolve(answer: Answer) -> Respond:
     return lambda received: answer if received.path == RESOLVE else normal(received)
 
 
-def as_new(server: LoopbackServer, respond: Respond) -> LoopbackServer:
-    server.respond = respond
-    server.received.clear()
-    server.connections = 0
-    return server
-
-
 @pytest.fixture(scope="module")
 def running() -> Iterator[tuple[LoopbackServer, LoopbackServer]]:
-    # Shared by the module: stopping a server costs half a second.
+    # Shared by the module: starting and stopping servers per test adds up.
     with LoopbackServer() as api, LoopbackServer() as elsewhere:
         yield api, elsewhere
 
@@ -87,13 +80,13 @@ def running() -> Iterator[tuple[LoopbackServer, LoopbackServer]]:
 @pytest.fixture
 def api(running: tuple[LoopbackServer, LoopbackServer]) -> LoopbackServer:
     """SteadyCron's API and ping host in one, knowing ``KEY`` -> ``TOKEN``."""
-    return as_new(running[0], stand_in())
+    return running[0].reuse(stand_in())
 
 
 @pytest.fixture
 def elsewhere(running: tuple[LoopbackServer, LoopbackServer]) -> LoopbackServer:
     """Where redirects point: it must never hear from us."""
-    return as_new(running[1], lambda received: Answer(200, b"followed"))
+    return running[1].reuse(lambda received: Answer(200, b"followed"))
 
 
 @pytest.fixture

@@ -131,16 +131,9 @@ def stand_in() -> StandIn:
     )
 
 
-def as_new(server: LoopbackServer, respond: Respond) -> LoopbackServer:
-    server.respond = respond
-    server.received.clear()
-    server.connections = 0
-    return server
-
-
 @pytest.fixture(scope="module")
 def running() -> Iterator[tuple[LoopbackServer, LoopbackServer, LoopbackServer]]:
-    # Shared by the module: stopping a server costs half a second.
+    # Shared by the module: starting and stopping servers per test adds up.
     with LoopbackServer() as api, LoopbackServer() as ping, LoopbackServer() as elsewhere:
         yield api, ping, elsewhere
 
@@ -148,19 +141,19 @@ def running() -> Iterator[tuple[LoopbackServer, LoopbackServer, LoopbackServer]]
 @pytest.fixture
 def api(running: tuple[LoopbackServer, ...]) -> LoopbackServer:
     """The API host: resolves with the right bearer key only."""
-    return as_new(running[0], stand_in())
+    return running[0].reuse(stand_in())
 
 
 @pytest.fixture
 def ping_host(running: tuple[LoopbackServer, ...]) -> LoopbackServer:
     """The ping host, a different server from the API: it must never see the key."""
-    return as_new(running[1], stand_in())
+    return running[1].reuse(stand_in())
 
 
 @pytest.fixture
 def elsewhere(running: tuple[LoopbackServer, ...]) -> LoopbackServer:
     """Where redirects point."""
-    return as_new(running[2], lambda received: Answer(200, b"followed"))
+    return running[2].reuse(lambda received: Answer(200, b"followed"))
 
 
 MakeClient = Callable[..., SteadyCron]

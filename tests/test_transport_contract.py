@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY, KEY, TOKEN
-from loopback import Answer, LoopbackServer, Respond, StandIn, closed_port_url, silent_listener
+from loopback import Answer, LoopbackServer, StandIn, closed_port_url, silent_listener
 
 from steadycron import Config, SteadyCron
 from steadycron.transports import (
@@ -55,14 +55,6 @@ def resolve(base_url: str, key: str = KEY) -> Request:
         f"{base_url}/api/monitors/resolve?{query}",
         {"Authorization": f"Bearer {API_KEY}", "Accept": "application/json"},
     )
-
-
-def as_new(server: LoopbackServer, respond: Respond) -> LoopbackServer:
-    """*server*, answering with *respond*, with no memory of earlier tests."""
-    server.respond = respond
-    server.received.clear()
-    server.connections = 0
-    return server
 
 
 class TransportContract:
@@ -154,12 +146,12 @@ class NetworkContract(TransportContract):
     @pytest.fixture
     def server(self, running_servers: tuple[LoopbackServer, LoopbackServer]) -> LoopbackServer:
         """The stand-in the requests go to, knowing ``KEY`` -> ``TOKEN``."""
-        return as_new(running_servers[0], StandIn({KEY: TOKEN}))
+        return running_servers[0].reuse(StandIn({KEY: TOKEN}))
 
     @pytest.fixture
     def other(self, running_servers: tuple[LoopbackServer, LoopbackServer]) -> LoopbackServer:
         """A second server, where redirects point."""
-        return as_new(running_servers[1], lambda received: Answer(200, b"second"))
+        return running_servers[1].reuse(lambda received: Answer(200, b"second"))
 
     @pytest.fixture
     def base_url(self, server: LoopbackServer) -> str:
