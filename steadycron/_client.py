@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from ._config import Config, check_key
+from ._config import Config, check_key, optional_text
 from ._message import clip_head
 from ._pinger import Exchange, Pinger
 from ._redact import redact
@@ -38,12 +38,6 @@ def check_state(state: object) -> State:
     if state not in _PATH_SUFFIX:
         raise ValueError(f"state must be 'start', 'success' or 'fail', not {state!r}")
     return state  # type: ignore[return-value]
-
-
-def _check_optional_str(name: str, value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
-    return value or None
 
 
 def _path_segment(token: str) -> str:
@@ -199,8 +193,10 @@ class SteadyCron:
         was delivered; raises only for misuse and misconfiguration."""
         check_key(key)
         checked_state = check_state(state)
-        message = _check_optional_str("message", message)
-        run_id = _check_optional_str("run_id", run_id)
+        if message is not None and not isinstance(message, str):
+            # Not optional_text: a message may hold anything; what cannot travel becomes "?".
+            raise TypeError(f"message must be a str or None, not {type(message).__name__}")
+        run_id = optional_text("run_id", run_id)
         config = self.config
         deadline = time.monotonic() + config.ping_timeout
         token = self.token_for(config, key, deadline)

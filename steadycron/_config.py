@@ -25,12 +25,29 @@ ENV_VARS = {
 }
 
 
-def _optional_str(name: str, value: object) -> str | None:
+def is_sendable(text: str) -> bool:
+    """Whether *text* can travel as UTF-8 (a lone surrogate cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_sendable(name: str, text: str) -> str:
+    """Refuse text that cannot be put on the wire, naming the setting it was meant for."""
+    if not is_sendable(text):
+        raise ValueError(f"{name} contains a lone surrogate, which cannot be sent: {text!r}")
+    return text
+
+
+def optional_text(name: str, value: object) -> str | None:
+    """A str setting or argument where None and "" both mean "not set"."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
-    return value
+    return check_sendable(name, value)
 
 
 def _base_url(name: str, value: object) -> str:
@@ -44,7 +61,7 @@ def _base_url(name: str, value: object) -> str:
         )
     if parts.query or parts.fragment:
         raise ValueError(f"{name} must not carry a query or fragment; got {value!r}")
-    return value.rstrip("/")
+    return check_sendable(name, value).rstrip("/")
 
 
 def _number(name: str, value: object, *, allow_zero: bool) -> float:
@@ -71,6 +88,7 @@ def _monitors(value: object) -> Mapping[str, str]:
             raise TypeError(
                 f"monitors[{key!r}] must be a non-empty str ping token, not {type(token).__name__}"
             )
+        check_sendable(f"monitors[{key!r}]", token)
     return types.MappingProxyType(dict(value))
 
 
@@ -80,7 +98,7 @@ def check_key(key: object) -> str:
         raise TypeError(f"a monitor key must be a str, not {type(key).__name__}")
     if not key:
         raise ValueError("a monitor key must not be empty")
-    return key
+    return check_sendable("a monitor key", key)
 
 
 def _bool(value: object) -> bool:
@@ -94,11 +112,11 @@ def _redacted_monitors(monitors: Mapping[str, str]) -> str:
 
 
 def _api_key(value: object) -> str | None:
-    return _optional_str("api_key", value)
+    return optional_text("api_key", value)
 
 
 def _environment(value: object) -> str | None:
-    return _optional_str("environment", value)
+    return optional_text("environment", value)
 
 
 def _api_url(value: object) -> str:

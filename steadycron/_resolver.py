@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
-from ._config import Config
+from ._config import Config, is_sendable
 from ._exceptions import (
     AmbiguousJobKeyError,
     AuthenticationError,
@@ -72,7 +72,7 @@ def _token_from(key: str, response: Response) -> str:
     except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
         body = None
     token = body.get("ping_token") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or not isinstance(token, str) or not token:
+    if not isinstance(token, str) or not token or not is_sendable(token):
         raise ResolutionUnavailableError(
             f"monitor key {key!r}: the resolve answer was not SteadyCron's JSON "
             "(a proxy or captive portal in the way?)",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,9 +47,11 @@ messages = st.one_of(
         lambda n, tail: "x" * n + tail, st.integers(1015, 1030), st.text(any_char, max_size=3)
     ),
 )
-#: Text made of the pieces URLs are made of, and of anything else.
+#: Every code point that can be encoded (lone surrogates are refused as keys and settings).
+sendable_char = st.characters(codec="utf-8", categories=None)
+#: Text made of the pieces URLs are made of, and of anything else that can be sent.
 url_piece = st.one_of(
-    any_char,
+    sendable_char,
     st.sampled_from([*"/?#&=;%.+ \r\n\t\x00\\@:[]", "%2F", "%2E", "..", "../", "%00"]),
 )
 url_text = st.lists(url_piece, min_size=1, max_size=12).map("".join)
@@ -170,6 +173,31 @@ def test_keys_tokens_environments_and_run_ids_stay_in_their_place(
     for request in (resolve, ping):
         for name, value in request.headers.items():
             assert not {"\r", "\n"} & set(name + value)
+
+
+@common
+@given(
+    before=st.text(sendable_char, max_size=5),
+    surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    after=st.text(sendable_char, max_size=5),
+    where=st.sampled_from(["key", "token", "environment", "run_id", "api_key"]),
+)
+def test_text_with_a_lone_surrogate_is_refused_before_anything_is_sent(
+    before: str, surrogate: str, after: str, where: str
+) -> None:
+    bad = before + surrogate + after
+    transport = InMemoryTransport(monitors={"k": "t"})
+    client = SteadyCron(Config(api_key=API_KEY), transport=transport)
+    attempts: dict[str, Callable[[], object]] = {
+        "key": lambda: client.ping(bad),
+        "token": lambda: Config(monitors={"k": bad}),
+        "run_id": lambda: client.ping("k", run_id=bad),
+        "environment": lambda: Config(environment=bad),
+        "api_key": lambda: Config(api_key=bad),
+    }
+    with pytest.raises(ValueError, match="surrogate"):
+        attempts[where]()
+    assert transport.requests == []
 
 
 @pytest.mark.parametrize("dots", [".", "..", "...", "%2E", "./..", "../"])
