@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import API_KEY, KEY, TOKEN
+from loopback import LoopbackServer
 
 import steadycron
 from steadycron.testing import record
@@ -124,3 +125,12 @@ def test_import_does_no_network_and_starts_no_thread() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_closing_the_default_client_only_releases_its_connections(server: LoopbackServer) -> None:
+    steadycron.configure(api_url=server.url, ping_url=server.url, monitors={KEY: TOKEN})
+    steadycron.ping(KEY)
+    steadycron.default_client().close()
+    steadycron.ping(KEY, "start")
+    assert server.paths() == [f"/{TOKEN}", f"/{TOKEN}/start"]
+    assert server.connections == 2  # the second ping opened a fresh pool
