@@ -145,27 +145,33 @@ class Pinger:
             if inline:
                 response = transport.send(request, timeout=remaining)
             else:
-                # A transport that can send on an open connection within the deadline on
-                # this thread spares the two thread switches of the worker (see
-                # Urllib3Transport.send_if_connected); anything else goes to a worker.
-                send_if_connected = getattr(transport, "send_if_connected", None)
-                answer = (
-                    None
-                    if send_if_connected is None
-                    else send_if_connected(request, timeout=remaining)
-                )
-                if answer is None:
-                    remaining = deadline - self._clock()
-                    if remaining <= 0:
-                        raise TransportTimeoutError("the ping deadline passed")
-                    send = functools.partial(transport.send, request, timeout=remaining)
-                    answer = self._worker_pool().call(send, timeout=remaining)
-                response = answer
+                response = self._send_blocking(transport, request, deadline, remaining)
         except TransportError as exc:
             outcomes.append(exc)
             raise
         outcomes.append(response)
         return response
+
+    def _send_blocking(
+        self, transport: Transport, request: Request, deadline: float, remaining: float
+    ) -> Response:
+        """Send through a transport that may block, releasing the caller at the deadline.
+
+        A transport that can send over an already open connection within the deadline on
+        this thread (``Urllib3Transport.send_if_connected``) spares the two thread wake-ups
+        of a worker; anything else, a connect or name lookup above all, goes to a worker
+        the caller stops waiting for when the time is up.
+        """
+        send_if_connected = getattr(transport, "send_if_connected", None)
+        if send_if_connected is not None:
+            response: Response | None = send_if_connected(request, timeout=remaining)
+            if response is not None:
+                return response
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise TransportTimeoutError("the ping deadline passed")
+        send = functools.partial(transport.send, request, timeout=remaining)
+        return self._worker_pool().call(send, timeout=remaining)
 
     def _next_sleep(self, outcome: Response | TransportError, attempt_number: int) -> float:
         """The wait after *attempt_number*: the server's Retry-After, else jittered backoff."""
