@@ -711,23 +711,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-if TYPE_CHECKING:
-    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-def add_parser(subparsers: _Subparsers) -> None:
-    """Register ``dev-server`` on the ``steadycron`` command's subcommands."""
-    parser = subparsers.add_parser(
-        "dev-server",
-        help="run a local stand-in for SteadyCron and watch the pings arrive",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; 2 for a bad manifest or an address in use."""
     out, err = sys.stdout, sys.stderr

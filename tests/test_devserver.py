@@ -22,17 +22,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from steadycron._cli import main as cli_main
 from steadycron._devserver import (
     DevServer,
     ReceivedPing,
     Timeline,
-    add_parser,
+    _add_arguments,
     dev_job_id,
     dev_token,
     format_duration,
     format_ping,
     main,
-    run,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -586,23 +586,18 @@ def test_server_notes_resolves_and_unknown_tokens() -> None:
 # -- the command line ---------------------------------------------------------------------
 
 
-def test_add_parser_registers_dev_server_with_run(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="steadycron")
-    add_parser(parser.add_subparsers(dest="command"))
-
-    args = parser.parse_args(
-        ["dev-server", "m.yaml", "--monitor", "a", "--monitor", "b", "--port", "0"]
-    )
-    with pytest.raises(SystemExit) as exited:
-        parser.parse_args(["dev-server", "--help"])
-
-    assert args.func is run
+def test_the_command_line_parses_dev_server_options(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="steadycron dev-server")
+    _add_arguments(parser)
+    args = parser.parse_args(["m.yaml", "--monitor", "a", "--monitor", "b", "--port", "0"])
     assert (args.manifests, args.monitor, args.port, args.json) == (
         ["m.yaml"],
         ["a", "b"],
         0,
         False,
     )
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["dev-server", "--help"])
     assert exited.value.code == 0
     help_text = capsys.readouterr().out
     assert help_text.startswith("usage: steadycron dev-server")
