@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
@@ -14,6 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 
 from ._config import Config, check_key, optional_text
+from ._deadline import Deadline
+from ._forksafe import reset_after_fork
+from ._interrupts import from_outside
 from ._message import clip_head
 from ._pinger import Exchange, Pinger
 from ._redact import redact
@@ -100,6 +102,7 @@ class SteadyCron:
         self._closed = False
         # Set by steadycron.testing.record(): resolve even when no API key is configured.
         self._placeholder_api_key: str | None = None
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -162,7 +165,7 @@ class SteadyCron:
         direct = config.monitors.get(key)
         if direct is not None:
             return direct
-        return self._resolver.resolve(key, config, time.monotonic() + config.ping_timeout)
+        return self._resolver.resolve(key, config, Deadline.after(config.ping_timeout))
 
     def clear_cache(self) -> None:
         """Forget cached key -> token resolutions."""
@@ -198,13 +201,13 @@ class SteadyCron:
             raise TypeError(f"message must be a str or None, not {type(message).__name__}")
         run_id = optional_text("run_id", run_id)
         config = self.config
-        deadline = time.monotonic() + config.ping_timeout
+        deadline = Deadline.after(config.ping_timeout)
         token = self.token_for(config, key, deadline)
         if token is None:
             return False
         return self.deliver(config, key, token, checked_state, message, run_id, deadline)
 
-    def token_for(self, config: Config, key: str, deadline: float) -> str | None:
+    def token_for(self, config: Config, key: str, deadline: Deadline) -> str | None:
         """The token to ping *key* with; None during an outage with nothing cached."""
         self._check_open()
         direct = config.monitors.get(key)
@@ -222,13 +225,17 @@ class SteadyCron:
         state: State,
         message: str | None,
         run_id: str | None,
-        deadline: float,
+        deadline: Deadline,
     ) -> bool:
-        """Send one ping to *token*; log (never raise) when it cannot be delivered."""
+        """Send one ping to *token*; log (never raise) when it cannot be delivered.
+        What is raised into the caller from outside meanwhile (a signal handler's
+        exception, ``KeyboardInterrupt``) propagates."""
         try:
             request = ping_request(config, token, state, message, run_id)
             exchange = self._exchange(request, deadline)
-        except Exception as exc:  # nothing may escape a ping
+        except Exception as exc:  # nothing of the ping's own may escape it
+            if from_outside(exc):
+                raise
             reason, attempts = f"internal error {type(exc).__name__}", 0
         else:
             if exchange.ok:
@@ -245,7 +252,7 @@ class SteadyCron:
 
     # -- internals --------------------------------------------------------------------
 
-    def _exchange(self, request: Request, deadline: float) -> Exchange:
+    def _exchange(self, request: Request, deadline: Deadline) -> Exchange:
         return self._pinger.exchange(self.transport, request, deadline)
 
     def _swap_transport(self, transport: Transport | None) -> Transport | None:
@@ -259,6 +266,11 @@ class SteadyCron:
             raise RuntimeError(
                 "this SteadyCron client is closed; create a new SteadyCron(config) to ping again"
             )
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held it (building the transport, which imports
+        # urllib3) at the fork: in the child nobody would ever release it.
+        self._transport_lock = threading.Lock()
 
     def _release(self) -> None:
         transport, self._transport = self._transport, None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import attrs
 
 from ._config import Config, is_sendable
+from ._deadline import Deadline
 from ._exceptions import (
     AmbiguousJobKeyError,
     AuthenticationError,
@@ -35,7 +36,7 @@ USER_AGENT = f"steadycron-python/{__version__}"
 RESOLVE_PATH = "/api/monitors/resolve"
 _SERVER_MESSAGE_CHARS = 300
 
-Fetch = Callable[[Request, float], Exchange]
+Fetch = Callable[[Request, Deadline], Exchange]
 
 
 @attrs.frozen
@@ -117,7 +118,7 @@ class Resolver:
         with self._lock:
             self._cache.clear()
 
-    def resolve(self, key: str, config: Config, deadline: float) -> str:
+    def resolve(self, key: str, config: Config, deadline: Deadline) -> str:
         """The token for *key*; raises the ConfigurationError family or, on an outage,
         ResolutionUnavailableError."""
         cached = self._cache.get(key)
@@ -130,7 +131,7 @@ class Resolver:
                 flight = self._flights[key] = _Flight()
         if leading:
             return self._lead(flight, key, config, deadline)
-        if not flight.done.wait(timeout=max(0.0, deadline - self._clock())):
+        if not flight.done.wait(timeout=deadline.remaining()):
             raise ResolutionUnavailableError(
                 f"monitor key {key!r}: no resolve answer before the deadline", key=key
             )
@@ -138,7 +139,7 @@ class Resolver:
             raise flight.error or ResolutionUnavailableError(f"{key!r}: not resolved", key=key)
         return flight.token
 
-    def resolve_or_stale(self, key: str, config: Config, deadline: float) -> str | None:
+    def resolve_or_stale(self, key: str, config: Config, deadline: Deadline) -> str | None:
         """Like :meth:`resolve`, but an outage logs a warning and yields the stale token
         (or None: that run goes unpinged, and the next use tries again)."""
         try:
@@ -149,7 +150,7 @@ class Resolver:
             log.warning("could not resolve monitor key %r (%s); %s", key, exc, fallback)
             return stale.token if stale else None
 
-    def _lead(self, flight: _Flight, key: str, config: Config, deadline: float) -> str:
+    def _lead(self, flight: _Flight, key: str, config: Config, deadline: Deadline) -> str:
         try:
             token = self._request(key, config, deadline)
             if config.resolve_cache_ttl > 0:
@@ -164,7 +165,7 @@ class Resolver:
                 del self._flights[key]
             flight.done.set()
 
-    def _request(self, key: str, config: Config, deadline: float) -> str:
+    def _request(self, key: str, config: Config, deadline: Deadline) -> str:
         if not config.api_key:
             raise ConfigurationError(
                 f"monitor key {key!r}: no API key to resolve it with; set steadycron.api_key "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
@@ -19,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from ._config import check_key
+from ._deadline import Deadline
+from ._interrupts import from_outside
 
 if TYPE_CHECKING:
     from ._client import State, SteadyCron
@@ -108,7 +109,7 @@ class RunContext:
         client = self._client()
         run = Run(self._key, uuid.uuid4().hex)
         config = client.config
-        deadline = time.monotonic() + config.ping_timeout
+        deadline = Deadline.after(config.ping_timeout)
         token = client.token_for(config, self._key, deadline)  # misconfiguration raises
         if token is not None:
             client.deliver(config, self._key, token, "start", None, run.run_id, deadline)
@@ -123,9 +124,11 @@ class RunContext:
         try:
             config = client.config
             state, message = _outcome(exc, config.capture_errors)
-            deadline = time.monotonic() + config.ping_timeout
+            deadline = Deadline.after(config.ping_timeout)
             client.deliver(config, self._key, token, state, message, run.run_id, deadline)
         except Exception as error:  # the job's own outcome must reach its caller untouched
+            if from_outside(error):  # a signal handler's exception is not ours to swallow
+                raise
             log.warning("outcome ping of %r skipped: %s", self._key, type(error).__name__)
 
     # One RunContext may be entered by several threads or tasks at once (a module-level

@@ -21,6 +21,8 @@ from steadycron import (
     ResolutionUnavailableError,
     SteadyCron,
 )
+from steadycron._breaker import Breaker
+from steadycron._deadline import Deadline
 from steadycron._resolver import Resolver
 from steadycron.transports import ConnectError, InMemoryTransport, Request, Response
 
@@ -79,7 +81,7 @@ def test_direct_tokens_skip_resolution_and_need_no_api_key() -> None:
 def test_cache_expires_after_the_ttl(clock: FakeClock) -> None:
     calls: list[Request] = []
 
-    def fetch(request: Request, deadline: float) -> object:
+    def fetch(request: Request, deadline: Deadline) -> object:
         from steadycron._pinger import Exchange
 
         calls.append(request)
@@ -87,17 +89,17 @@ def test_cache_expires_after_the_ttl(clock: FakeClock) -> None:
 
     resolver = Resolver(fetch, clock=clock)  # type: ignore[arg-type]
     config = Config(api_key=API_KEY, resolve_cache_ttl=60)
-    assert resolver.resolve(KEY, config, clock.now + 5) == TOKEN
+    assert resolver.resolve(KEY, config, Deadline(clock.now + 5, clock=clock)) == TOKEN
     clock.now += 59
-    resolver.resolve(KEY, config, clock.now + 5)
+    resolver.resolve(KEY, config, Deadline(clock.now + 5, clock=clock))
     assert len(calls) == 1
     clock.now += 2
-    resolver.resolve(KEY, config, clock.now + 5)
+    resolver.resolve(KEY, config, Deadline(clock.now + 5, clock=clock))
     assert len(calls) == 2
     uncached = Config(api_key=API_KEY, resolve_cache_ttl=0)
     resolver.clear()
-    resolver.resolve(KEY, uncached, clock.now + 5)
-    resolver.resolve(KEY, uncached, clock.now + 5)
+    resolver.resolve(KEY, uncached, Deadline(clock.now + 5, clock=clock))
+    resolver.resolve(KEY, uncached, Deadline(clock.now + 5, clock=clock))
     assert len(calls) == 4
 
 
@@ -212,6 +214,8 @@ def test_an_outage_uses_the_stale_token_and_tries_again_next_time() -> None:
         return None
 
     client, transport = client_with(maybe_down, resolve_cache_ttl=0.05, ping_timeout=0.2)
+    breaker_clock = FakeClock()
+    client._pinger.breaker = Breaker(clock=breaker_clock)
     client.ping(KEY)
     time.sleep(0.1)
     down.set()
@@ -220,8 +224,13 @@ def test_an_outage_uses_the_stale_token_and_tries_again_next_time() -> None:
     assert [p.url.rsplit("/", 1)[-1] for p in pings] == [TOKEN, TOKEN]
     before = resolves(transport)
     down.clear()
+    client.ping(KEY)  # the API gave no answer: not asked again during the breaker's cool-down
+    assert resolves(transport) == before
+    breaker_clock.now += 11  # the first cool-down is 10 s, give or take 10 %
     client.ping(KEY)
     assert resolves(transport) == before + 1
+    pings = [r for r in transport.requests if "resolve" not in r.url]
+    assert [p.url.rsplit("/", 1)[-1] for p in pings] == [TOKEN] * 4
 
 
 def test_resolution_is_bounded_by_the_ping_timeout() -> None:
@@ -273,7 +282,7 @@ def test_a_failed_exchange_leaves_no_reference_cycle() -> None:
     gc.disable()
     try:
         # Too short a budget for a retry: one attempt, on our code alone.
-        deadline = time.monotonic() + 0.05
+        deadline = Deadline.after(0.05)
         exchange = Pinger().exchange(
             InMemoryTransport(handler=refuse), Request("POST", "http://x/t"), deadline
         )

@@ -7,6 +7,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
 
+from .._forksafe import reset_after_fork
 from ._base import Request, Response
 
 RESOLVE_PATH = "/api/monitors/resolve"
@@ -55,6 +56,7 @@ class InMemoryTransport:
         self.handler = handler
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -74,6 +76,10 @@ class InMemoryTransport:
         if token is None:
             return _error_answer(404, "not_found", f"no monitor with key {key!r}")
         return _resolve_answer(key, token)
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held it (recording a request) at the fork.
+        self._lock = threading.Lock()
 
     def token_for(self, key: str) -> str | None:
         """The token a resolve of *key* answers with, or None for 404."""
