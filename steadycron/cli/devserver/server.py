@@ -23,10 +23,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
+from steadycron._protocol import RESOLVE_PATH, read_ping, resolution_body
 from steadycron._version import __version__
 
 from ..manifest import KINDS
@@ -35,9 +36,7 @@ from .http import Answer, Handler, HTTPServer, HTTPServer6, error_answer, json_a
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-RESOLVE_PATH = "/api/monitors/resolve"
 PINGS_PATH = "/api/dev/pings"
-STATES_BY_SUFFIX = {"start": "start", "success": "success", "fail": "fail"}
 TOKEN_LENGTH = 22
 
 # Python 3.10 has no datetime.UTC; the alias keeps one spelling throughout.
@@ -315,31 +314,24 @@ class DevServer:
             self._note(f"resolve {key} -> 404 unknown key")
             return error_answer(404, "not_found", f"no job with the key {key!r}")
         self._note(f"resolve {key} -> {kind}")
-        return json_answer(
-            200,
-            {"key": key, "job_id": dev_job_id(key), "kind": kind, "ping_token": dev_token(key)},
-        )
+        body = resolution_body(key, dev_token(key), kind=kind, job_id=dev_job_id(key))
+        return Answer(200, body, "application/json")
 
     def _ping(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
-        segments = [unquote(segment) for segment in path.split("/") if segment]
-        state = None
-        if len(segments) == 1:
-            state = "success"
-        elif len(segments) == 2:
-            state = STATES_BY_SUFFIX.get(segments[1])
-        if state is None:
+        target = read_ping(path, query)
+        if target is None:
             return text_answer(404, "not found\n")
         if method not in ("GET", "POST"):
             return text_answer(405, "use GET or POST\n")
-        key = self._keys_by_token.get(segments[0])
+        key = self._keys_by_token.get(target.token)
         if key is None:
             self._note(f"ping to an unknown token ({_redacted(path)}) -> 404")
             return text_answer(404, "unknown ping token\n")
         self._record(
             key=key,
-            state=state,
-            environment=query.get("env") or None,
-            run_id=query.get("run_id") or None,
+            state=target.state,
+            environment=target.environment,
+            run_id=target.run_id,
             message=body.decode("utf-8", "replace") if body else None,
         )
         return text_answer(200, "OK")
