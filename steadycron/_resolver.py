@@ -7,12 +7,10 @@ disk their entries are apart by ``api_url`` and API key.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,8 +25,14 @@ from ._exceptions import (
 )
 from ._forksafe import reset_after_fork
 from ._pinger import Exchange
+from ._protocol import (
+    PINGABLE_KINDS,
+    read_resolution,
+    resolve_headers,
+    resolve_url,
+    server_message,
+)
 from ._redact import redact
-from ._version import __version__
 from .transports._base import Request, Response
 
 if TYPE_CHECKING:
@@ -36,12 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("steadycron")
 
-USER_AGENT = f"steadycron-python/{__version__}"
-RESOLVE_PATH = "/api/monitors/resolve"
 _SERVER_MESSAGE_CHARS = 300
 
-#: Kinds of monitor a ping can go to; any other kind is refused (PROTOCOL.md).
-PINGABLE_KINDS = ("heartbeat", "agent")
 #: After a failed re-resolution, the stale token is used this long (at most a TTL)
 #: before another is tried: a revoked key must not cost an API request per ping.
 REFRESH_RETRY_SECONDS = 60.0
@@ -78,12 +78,8 @@ class _Flight:
 
 def _server_message(response: Response, api_key: str | None) -> str | None:
     """The server's own explanation from an error body, cut short and scrubbed of the key."""
-    try:
-        body = json.loads(response.body)
-    except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
-        return None
-    message = body.get("message") if isinstance(body, dict) else None
-    if not isinstance(message, str) or not message:
+    message = server_message(response.body)
+    if message is None:
         return None
     return redact(message, api_key)[:_SERVER_MESSAGE_CHARS]
 
@@ -93,31 +89,20 @@ def _resolved_from(key: str, response: Response) -> tuple[str, str]:
     kind that cannot be pinged is refused whatever the token field holds; an answer
     that is not what the API sends is an outage."""
     try:
-        body = json.loads(response.body)
-    except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
-        body = None
-    if not isinstance(body, dict):
-        raise _not_steadycron(key)
-    kind = body.get("kind", "heartbeat")
-    if not isinstance(kind, str):
+        resolution = read_resolution(response.body)
+    except ValueError as exc:
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: the resolve answer's kind was not a string", key=key
-        )
-    token = body.get("ping_token")
-    if kind not in PINGABLE_KINDS:
-        shown = redact(kind, token if isinstance(token, str) else None)[:40]
+            f"monitor key {key!r}: {exc} (a proxy or captive portal in the way?)", key=key
+        ) from None
+    token = resolution.token
+    if resolution.kind not in PINGABLE_KINDS:
+        shown = redact(resolution.kind, token)[:40]
         raise InvalidMonitorKindError(key, kind=shown, status=response.status)
-    if not isinstance(token, str) or not token or not is_sendable(token):
-        raise _not_steadycron(key)
-    return token, kind
-
-
-def _not_steadycron(key: str) -> ResolutionUnavailableError:
-    return ResolutionUnavailableError(
-        f"monitor key {key!r}: the resolve answer was not SteadyCron's JSON "
-        "(a proxy or captive portal in the way?)",
-        key=key,
-    )
+    if token is None or not is_sendable(token):
+        raise ResolutionUnavailableError(
+            f"monitor key {key!r}: the resolve answer held no usable ping token", key=key
+        )
+    return token, resolution.kind
 
 
 _REFUSALS = {
@@ -367,15 +352,7 @@ class Resolver:
                 "or STEADYCRON_API_KEY, or give its ping token in steadycron.monitors",
                 key=key,
             )
-        request = Request(
-            "GET",
-            f"{config.api_url}{RESOLVE_PATH}?{urllib.parse.urlencode({'key': key})}",
-            {
-                "Authorization": f"Bearer {config.api_key}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-        )
+        request = Request("GET", resolve_url(config.api_url, key), resolve_headers(config.api_key))
         exchange = self._fetch(request, deadline)
         response = exchange.response
         if response is None or response.status == 429 or response.status >= 500:

@@ -33,7 +33,7 @@ import attrs
 
 from ._config import TOKEN_CACHE_OFF, is_sendable
 from ._forksafe import reset_after_fork
-from ._resolver import PINGABLE_KINDS
+from ._protocol import PINGABLE_KINDS
 
 log = logging.getLogger("steadycron")
 
