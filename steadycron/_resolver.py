@@ -312,8 +312,12 @@ class Resolver:
         """Re-resolve on a thread of its own, bounded by ``ping_timeout``; the caller
         goes on with the stale token."""
         with self._lock:
-            if identity in self._flights:
+            # Another thread may have started (or even finished) this refresh meanwhile.
+            current = self._memory.get(identity, cached)
+            busy = identity in self._flights or self._clock() < current.refresh_after
+            if busy or self._is_fresh(current, config):
                 return
+            cached = current
             flight = self._flights[identity] = _Flight()
             # Until this one is over, and for a while after it fails, no other.
             cached.refresh_after = self._clock() + min(
