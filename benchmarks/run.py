@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import cold, faults, imports, overhead, threads, warm
+from . import cold, faults, imports, overhead, roundtrips, threads, warm
 from .bench import Bench, Outcome
 from .report import ROW_HEADER, TARGET_HEADER, machine, markdown_table, text_table
 from .server import running_servers
@@ -23,6 +23,7 @@ from .tls import make_tls_files
 SCENARIOS: dict[str, Callable[[Bench], Outcome]] = {
     "warm": warm.measure,
     "cold": cold.measure,
+    "roundtrips": roundtrips.measure,
     "import": imports.measure,
     "overhead": overhead.measure,
     "threads": threads.measure,
