@@ -126,12 +126,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from steadycron.cli.manifest import ManifestError, load_manifests
+    from steadycron.cli.manifest import read_for_command
 
-    try:
-        jobs = load_manifests(args.manifest)
-    except ManifestError as exc:
-        print(f"steadycron lint: cannot read the manifest: {exc}", file=sys.stderr)
+    jobs = read_for_command(args.manifest, "lint")
+    if jobs is None:
         return 2
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:
