@@ -11,6 +11,7 @@ from _cli_server import STEADYCRON, environment, serving, steadycron
 
 from steadycron.cli.cron import CronError, check_cron
 from steadycron.cli.manifest import ManifestError, read_manifests
+from steadycron.cli.manifest_rules import JOB_FIELDS, TOP_LEVEL_FIELDS
 
 
 def write(path: Path, text: str) -> Path:
@@ -348,3 +349,22 @@ def test_dev_server_prints_manifest_warnings_and_serves(project: Path) -> None:
 
     assert first == f"steadycron dev-server: warning: {WARNING}"
     assert banner.startswith("SteadyCron dev server on http://127.0.0.1:")
+
+
+def test_the_readme_manifest_example_reads_cleanly(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The monitor manifest") :]
+    example = section[section.index("```yaml\n") + len("```yaml\n") :]
+    manifest = write(tmp_path / "monitors.yaml", example[: example.index("```")])
+
+    read = read_manifests([manifest], environ={})
+
+    assert read.warnings == ()
+    assert {key: job.kind for key, job in read.jobs.items()} == {
+        "nightly-db-backup": "heartbeat",
+        "queue-drain-tick": "heartbeat",
+        "warm-search-index": "http",
+    }
+    reference = section[: section.index("\n## ")]
+    undocumented = [f for f in (*TOP_LEVEL_FIELDS, *JOB_FIELDS) if f"`{f}`" not in reference]
+    assert undocumented == []
