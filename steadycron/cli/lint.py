@@ -54,8 +54,9 @@ codes:
 {chr(10).join(f"  {code}  {severity:<7}  {meaning}" for code, (severity, meaning) in CODES.items())}
 
 Silence a finding with '# noqa: SC001' (or a bare '# noqa') on the line of the key.
-exit status: 1 when there is an error, 0 otherwise (warnings alone included), 2 when the
-manifests cannot be read or a path does not exist.
+exit status: 1 when there is an error, 0 otherwise (warnings alone included), 2 when a
+manifest has errors or a path does not exist. Manifest warnings (an unknown field) are
+printed on stderr and do not change the status.
 """
 
 
