@@ -113,8 +113,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def steadycron_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     """Record the default client's pings for one test; restored afterwards, pass or fail.
 
-    With a monitor manifest configured only its keys resolve (``http`` and ``agent`` jobs
-    with their kind); the ``steadycron`` marker adjusts the keys and settings of one test.
+    With a monitor manifest configured only its keys resolve, each with its job kind; the
+    ``steadycron`` marker adjusts the keys and settings of one test.
     """
     manifest = request.config.stash.get(_MANIFEST, None)
     keys: Mapping[str, str] | None = None if manifest is None else manifest.kinds

@@ -100,7 +100,7 @@ class _RecordingTransport(InMemoryTransport):
         return token
 
     def _resolve_other_kinds(self, request: Request) -> Response | None:
-        """Answer resolves of http and agent jobs with their kind, as SteadyCron does."""
+        """Answer the resolve of a non-heartbeat job with its kind, as SteadyCron does."""
         key = resolve_key_of(request.url)
         kind = None if key is None or self._allowed is None else self._allowed.get(key)
         if key is None or kind is None or kind == "heartbeat":
@@ -185,8 +185,8 @@ def record(
 
     Any key resolves, unless *keys* lists the allowed ones: then other keys get 404, as on
     the real server, so a typo in a key fails the test. *keys* may also map each key to its
-    job kind, as a monitor manifest does: an ``http`` or ``agent`` job then resolves with
-    that kind and the SDK refuses it (``InvalidMonitorKindError``), as it would for real.
+    job kind, as a monitor manifest does: each key then resolves with its kind, so the SDK
+    answers as it would for real (an ``http`` job is refused: ``InvalidMonitorKindError``).
     Works with no API key set and with direct tokens.
 
     On exit the client's transport and resolution cache are restored, and for the default

@@ -14,8 +14,9 @@ from conftest import API_KEY, KEY, TOKEN
 
 import steadycron
 from steadycron import Config, InvalidMonitorKindError, MonitorNotFoundError, SteadyCron
+from steadycron._protocol import read_resolution, resolve_headers, resolve_url
 from steadycron.testing import record
-from steadycron.transports import InMemoryTransport
+from steadycron.transports import InMemoryTransport, Request
 
 MANIFEST = """\
 version: 2
@@ -53,18 +54,20 @@ def run_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 # -- record() -------------------------------------------------------------------------------
 
 
-def test_keys_may_map_to_kinds_and_other_kinds_are_refused_as_for_real() -> None:
+def test_keys_may_map_to_kinds_and_an_http_job_is_refused_as_for_real() -> None:
     kinds = {KEY: "heartbeat", "warm-search-index": "http", "fleet-agent": "agent"}
     with record(keys=kinds) as pings:
         steadycron.ping(KEY)
         with pytest.raises(InvalidMonitorKindError) as refused:
             steadycron.ping("warm-search-index")
-        with pytest.raises(InvalidMonitorKindError):
-            steadycron.ping("fleet-agent")
         with pytest.raises(MonitorNotFoundError):
             steadycron.ping("not-in-the-manifest")
+        transport = steadycron.default_client().transport
+        url = resolve_url(steadycron.api_url, "fleet-agent")
+        agent = transport.send(Request("GET", url, resolve_headers(API_KEY)), timeout=1)
 
     assert refused.value.kind == "http"
+    assert read_resolution(agent.body).kind == "agent"
     assert [ping.key for ping in pings.pings] == [KEY]
 
 
