@@ -46,6 +46,7 @@ def _markdown(outcome: Outcome, about: str, system_certs: int) -> str:
             markdown_table(ROW_HEADER, [row.cells() for row in outcome.rows]),
             "## Targets",
             markdown_table(TARGET_HEADER, [target.cells() for target in outcome.targets]),
+            *(["## What the figures say", *outcome.notes] if outcome.notes else []),
             "",
         ]
     )
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcome = SCENARIOS[name](bench)
                 everything.rows.extend(outcome.rows)
                 everything.targets.extend(outcome.targets)
+                everything.notes.extend(outcome.notes)
     about = machine()
     print(f"\n{about}; {time.perf_counter() - started:.0f} s\n")
     print(text_table(ROW_HEADER, [row.cells() for row in everything.rows]))
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print()
         print(text_table(TARGET_HEADER, [target.cells() for target in everything.targets]))
+    for note in everything.notes:
+        print(f"\n{note}")
     output = args.output or (None if args.quick else RESULTS)
     if output is not None:
         output.write_text(_markdown(everything, about, tls.system_certs), encoding="utf-8")
