@@ -167,8 +167,9 @@ class Resolver:
         return None if cached is None else cached.kind
 
     def resolve(self, key: str, config: Config, deadline: float) -> str:
-        """The token for *key*, asked of the API unless this client resolved it within
-        ``resolve_cache_ttl`` (an explicit resolve does not take the disk's word for it).
+        """The token for *key*, asked of the API unless this client resolved or used it
+        within ``resolve_cache_ttl``: asking is this call's job, so it does not take the
+        disk's word alone (``steadycron check`` reports what the API says today).
 
         Raises the ConfigurationError family or, on an outage, ResolutionUnavailableError.
         """
