@@ -27,9 +27,7 @@ import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Literal
-
-import attrs
+from typing import Literal, NamedTuple
 
 from ._config import TOKEN_CACHE_OFF, is_sendable
 from ._forksafe import reset_after_fork
@@ -50,8 +48,11 @@ BUSY: Turn = "busy"
 NO_LOCKS: Turn = "no locks"
 
 
-@attrs.frozen
-class Entry:
+# Named tuples rather than attrs classes: this module loads in every cold process, where
+# each class made at import is a cost paid per run.
+
+
+class Entry(NamedTuple):
     """One resolution: the token, its monitor's kind, and when (epoch seconds) it was made."""
 
     token: str
@@ -59,8 +60,7 @@ class Entry:
     resolved_at: float
 
 
-@attrs.frozen
-class Names:
+class Names(NamedTuple):
     """Where one entry lives: its tenant's prefix (api_url and API key) and its file stem."""
 
     tenant: str
@@ -150,7 +150,7 @@ class TokenCache:
 
     def store(self, where: Names, entry: Entry) -> None:
         """Write *entry* at *where*: whole, ``0600``, replacing what was there."""
-        data = json.dumps(attrs.asdict(entry)).encode()
+        data = json.dumps(entry._asdict()).encode()
         temporary = os.path.join(self.folder, f"{where.stem}.{os.urandom(6).hex()}.tmp")
         try:
             self._make_folder()
