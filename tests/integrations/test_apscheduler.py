@@ -101,7 +101,7 @@ def test_overlapping_runs_allowed_by_max_instances_stay_apart(
         scheduler.start()
         wait_until(lambda: len(completed(pings, "slow")) >= 3)
         scheduler.shutdown(wait=True)
-    states = [(ping.run_id, ping.state) for ping in pings.for_key("slow")]
+    states = [(ping.run_id, ping.state) for ping in pings.for_key("slow") if ping.run_id]
     first_outcome = next(i for i, (_, state) in enumerate(states) if state != "start")
     assert first_outcome >= 2, f"runs did not overlap: {states}"
     for run in pings.runs("slow"):
@@ -120,8 +120,10 @@ def test_a_run_skipped_for_max_instances_is_one_fail_without_a_start(
     (skipped, *_) = [ping for ping in pings.for_key("slow") if ping.state == "fail"]
     assert skipped.run_id is None
     assert skipped.message is not None
-    assert skipped.message.startswith("skipped: ")
-    assert "max_instances=1" in skipped.message
+    assert skipped.message.startswith("skipped: the run due at ")
+    assert skipped.message.endswith(
+        "was not started: earlier runs were still running (max_instances=1)"
+    )
     assert pings.runs("slow")[0].states[0] == "start"
     assert len([p for p in pings.for_key("slow") if p.state == "start"]) == 1
 
@@ -199,17 +201,22 @@ def test_process_pool_jobs_are_reported_from_their_outcome_events() -> None:
     instrument(scheduler)
     scheduler.add_job(os.getpid, "interval", seconds=EVERY, id="in-a-process")
     scheduler.add_job(math.sqrt, "interval", [-1.0], seconds=EVERY, id="fails-in-a-process")
+
+    def outcomes(key: str) -> list[str]:
+        # Runs skipped or missed while the pool starts up carry no run id.
+        return [ping.state for ping in pings.for_key(key) if ping.run_id is not None]
+
     with record() as pings:
         scheduler.start()
         try:
             wait_until(
-                lambda: bool(pings.for_key("in-a-process") and pings.for_key("fails-in-a-process")),
+                lambda: bool(outcomes("in-a-process") and outcomes("fails-in-a-process")),
                 seconds=20,
             )
         finally:
             scheduler.shutdown(wait=True)
-    assert pings.for_key("in-a-process")[0].state == "success"
-    assert pings.for_key("fails-in-a-process")[0].state == "fail"
+    assert outcomes("in-a-process")[0] == "success"
+    assert outcomes("fails-in-a-process")[0] == "fail"
 
 
 def test_a_key_that_cannot_be_pinged_is_logged_once_and_the_job_still_runs(

@@ -31,6 +31,7 @@ KEYS = [
     "plain-job",
     "plain-fails",
     "dies",
+    "renamed-backup",
 ]
 TESTS = Path(__file__).resolve().parent.parent
 
@@ -114,14 +115,17 @@ def test_the_worker_class_monitors_jobs_by_their_meta_key(
     plain = queue.enqueue(rqjobs.plain, meta={"steadycron_key": "plain-job"})
     queue.enqueue(rqjobs.plain_fails, retry=Retry(max=1), meta={"steadycron_key": "plain-fails"})
     queue.enqueue(rqjobs.backup)
+    queue.enqueue(rqjobs.backup, meta={"steadycron_key": "renamed-backup"})
     queue.enqueue(rqjobs.plain)
 
     work(redis_url, queue, server, "-w", f"steadycron.integrations.rq.{worker}")
 
     assert states(server, "plain-job") == [["start", "success"]]
     assert states(server, "plain-fails") == [["start", "fail"]]
-    assert states(server, "nightly-db-backup") == [["start", "success"]]  # not tracked twice
-    assert {ping.key for ping in server.pings} == {"plain-job", "plain-fails", "nightly-db-backup"}
+    # A decorated function is tracked once, by the worker when its meta has a key.
+    assert states(server, "nightly-db-backup") == [["start", "success"]]
+    assert states(server, "renamed-backup") == [["start", "success"]]
+    assert len(server.pings) == 8
     assert "steadycron_run" not in plain.get_meta(refresh=True)
 
 
