@@ -113,7 +113,7 @@ def measure(bench: Bench) -> Outcome:
         jobs = launches(bench, api, ping)
         contenders = {name: Contender(_batch(launch), 1) for name, launch in jobs.items()}
         probe = bench.servers.probe(api, ping)
-        results = alternate(contenders, bench.scale(15, 2), probe=probe)
+        results = alternate(contenders, bench.scale(15, 1), probe=probe)
         scenario = f"cold process, {scheme}"
         rows += rows_with_ratios(
             [

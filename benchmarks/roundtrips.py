@@ -65,7 +65,7 @@ def measure(bench: Bench) -> Outcome:
         run(*launch())
     results = {name: Trips() for name in jobs}
     names = list(jobs)
-    for round_number in range(bench.scale(15, 2)):
+    for round_number in range(bench.scale(15, 1)):
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             argv, env = jobs[name]()
