@@ -84,6 +84,11 @@ def instrument(
     _connect()
 
 
+def is_instrumented(app: Any) -> bool:
+    """Whether ``instrument()`` was called for *app* in this process."""
+    return app in apps
+
+
 def entry_key(app: Any, name: str, task: str, options: Mapping[str, Any] | None) -> str | None:
     """The monitor key of the beat entry *name* of an instrumented *app*, or None when the
     entry is not monitored (excluded, Celery's own, or the app is not instrumented).
