@@ -45,6 +45,7 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
             "integrations.celery_app.note", "option-entry", steadycron_key="celery-from-option"
         ),
     },
+    "redbeat": {"celery-redbeat-entry": _entry("integrations.celery_app.note", "redbeat")},
 }
 
 app = Celery("steadycron_tests", broker=BROKER)
@@ -53,7 +54,7 @@ app.conf.update(
     beat_schedule=SCHEDULES[os.environ.get("CELERY_TEST_SCHEDULE", "")],
     timezone="UTC",
     worker_prefetch_multiplier=1,
-    task_default_queue=os.environ.get("CELERY_TEST_QUEUE", "celery"),
+    redbeat_redis_url=BROKER,
 )
 steadycron.capture_errors = True
 instrument(app, keys={"mapped-entry": "celery-mapped"}, exclude=["excluded-entry"])

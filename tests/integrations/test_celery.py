@@ -20,7 +20,12 @@ from steadycron.transports import InMemoryTransport
 celery = pytest.importorskip("celery")
 from celery import Celery, signals  # noqa: E402
 from celery.beat import Scheduler, Service  # noqa: E402
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
+from celery.exceptions import (  # noqa: E402
+    Ignore,
+    SoftTimeLimitExceeded,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 
 from steadycron.integrations import _celery_worker as worker  # noqa: E402
 from steadycron.integrations import celery as integration  # noqa: E402
@@ -209,6 +214,17 @@ def test_without_capture_errors_a_fail_carries_no_message(app: Any) -> None:
     assert pings.last_run("boom").message is None
 
 
+def test_a_task_that_raises_ignore_ends_its_run_as_a_success(app: Any) -> None:
+    @_task(app, steadycron_key="skipper")
+    def skipper() -> None:
+        raise Ignore()
+
+    instrument(app)
+    with record() as pings:
+        skipper.delay()
+    assert pings.last_run("skipper").states == ["start", "success"]
+
+
 def test_tasks_without_a_key_are_untouched(app: Any) -> None:
     @_task(app)
     def plain() -> int:
@@ -306,6 +322,7 @@ def test_a_hook_that_breaks_logs_and_returns(app: Any, caplog: pytest.LogCapture
     [
         (SoftTimeLimitExceeded(), "time limit: soft time limit exceeded"),
         (TimeLimitExceeded(30), "time limit: hard time limit (30 s) exceeded, the task was killed"),
+        (WorkerLostError("signal 9 (SIGKILL)"), "worker lost: signal 9 (SIGKILL)"),
     ],
 )
 def test_time_limits_fail_the_run_saying_so_without_capture_errors(

@@ -38,6 +38,7 @@ DECLARED = [
     "celery-redelivered",
     "celery-db-entry",
     "celery-db-header",
+    "celery-redbeat-entry",
 ]
 UNDECLARED = "celery-undeclared"
 
@@ -252,6 +253,22 @@ def test_the_database_scheduler_stamps_entries_defined_in_the_database(
             runs
         )
     assert cluster.runs("an entry keyed in its headers") == {}
+
+
+def test_redbeat_entries_are_stamped_too(cluster: Cluster) -> None:
+    pytest.importorskip("redbeat")
+    env = {**cluster.env, "CELERY_TEST_SCHEDULE": "redbeat"}
+    command = _beat(cluster.folder, "-S", "redbeat.RedBeatScheduler")
+    with running(command, env=env, log=cluster.folder / "redbeat.log") as beat:
+        wait_for(
+            lambda: len(cluster.runs("celery-redbeat-entry")) >= 2,
+            timeout=30,
+            what="two runs of the RedBeat entry",
+            watch=[beat, *cluster.workers],
+        )
+    wait_for(lambda: cluster.closed("celery-redbeat-entry"), timeout=10, what="runs to end")
+    runs = cluster.runs("celery-redbeat-entry").values()
+    assert [[ping.state for ping in pings] for pings in runs] == [["start", "success"]] * len(runs)
 
 
 # -- tasks declared with a key, sent by hand ------------------------------------------
