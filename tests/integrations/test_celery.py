@@ -337,7 +337,12 @@ def test_time_limits_fail_the_run_saying_so_without_capture_errors(
     with record() as pings:
         worker.on_received(request=request)  # the main process: no request later
         worker.on_failure(sender=slow, task_id=task_id, exception=exception)
-        worker.on_failure(sender=slow, task_id=task_id, exception=exception)
+        # Celery may report it again, this time with the task's request in place.
+        slow.push_request(id=task_id)
+        try:
+            worker.on_failure(sender=slow, task_id=task_id, exception=exception)
+        finally:
+            slow.pop_request()
     assert [(p.state, p.message, p.run_id) for p in pings.pings] == [
         ("fail", message, _hex(task_id))
     ]
