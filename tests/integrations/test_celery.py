@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -269,6 +270,24 @@ def test_a_task_declared_with_an_invalid_key_runs_unmonitored(
 
 
 # -- the hooks never break Celery ----------------------------------------------------------
+
+
+def test_a_silent_steadycron_holds_a_task_up_by_one_ping_timeout_at_most(app: Any) -> None:
+    from loopback import silent_listener
+
+    @_task(app, steadycron_key="patient")
+    def patient() -> str:
+        return "ran"
+
+    with silent_listener() as url:
+        config = steadycron.Config(api_key="sc_ro_x", api_url=url, ping_url=url, ping_timeout=0.3)
+        with steadycron.SteadyCron(config) as client:
+            instrument(app, client=client)
+            started = time.monotonic()
+            assert patient.delay().get() == "ran"
+            elapsed = time.monotonic() - started
+    # The start ping waits out its budget; the outcome finds the circuit breaker open.
+    assert elapsed < 0.3 + 0.5
 
 
 class _NoRequest:
