@@ -20,7 +20,7 @@ import attrs
 
 from .celery_schedule import Schedule, compare, describe
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
-from .manifest import ManifestError, ManifestJob, load_manifests
+from .manifest import ManifestJob, read_for_command
 
 #: The job kinds the SDK pings.
 PINGABLE = ("heartbeat", "agent")
@@ -50,10 +50,14 @@ class Finding:
 def run(target: str, manifest_paths: Iterable[str]) -> int:
     """List the entries of the app *target*, judge them against the manifests, and return
     the exit status of ``check``."""
+    jobs = None
+    if manifest_paths:
+        jobs = read_for_command(manifest_paths, "check")
+        if jobs is None:
+            return EXIT_USAGE
     try:
         app = load_app(target)
-        jobs = load_manifests(manifest_paths) if manifest_paths else None
-    except (AppNotFoundError, ManifestError) as exc:
+    except AppNotFoundError as exc:
         say("error", str(exc))
         return EXIT_USAGE
     entries, findings = read_entries(app)

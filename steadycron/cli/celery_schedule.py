@@ -10,25 +10,20 @@ cron line at all. Imported only by ``steadycron check --celery``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import timedelta, timezone, tzinfo
 from typing import Any
 
 import attrs
 
+from .cron import CronError, expand_cron
 from .manifest import ManifestJob
 
 #: The fields of a cron line, in order: name, lowest and highest value.
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
           ("day of week", 0, 6))  # fmt: skip
 _CELERY_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-_NAMES = {
-    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
-    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-}
 _UTC_NAMES = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "z", "zulu", "universal", "uct"})
-_PART = re.compile(r"(?P<range>\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(?P<step>\d+))?")
 
 
 @attrs.frozen
@@ -102,8 +97,8 @@ def compare(described: Schedule, job: ManifestJob) -> list[str]:
     if job.schedule is None:
         return [f"Celery runs it at '{described.cron}'; the manifest says every {job.interval} s"]
     try:
-        declared = parse_cron(str(job.schedule))
-    except ValueError as exc:
+        declared = expand_cron(str(job.schedule))
+    except CronError as exc:
         return [f"the manifest's schedule {job.schedule!r} cannot be read: {exc}"]
     differences = []
     fields = [
@@ -120,47 +115,6 @@ def compare(described: Schedule, job: ManifestJob) -> list[str]:
     if described.timezone is not None and not _same_zone(described.timezone, zone):
         differences.append(f"time zone: Celery uses {described.timezone}, the manifest {zone}")
     return differences
-
-
-def parse_cron(line: str) -> tuple[frozenset[int], ...]:
-    """The values each field of a 5-field cron line allows (names and Sunday as 7 too)."""
-    parts = line.split()
-    if len(parts) != len(FIELDS):
-        raise ValueError(f"a cron line has {len(FIELDS)} fields, this one {len(parts)}")
-    return tuple(
-        _parse_field(text.lower(), index, low, high)
-        for index, (text, (_, low, high)) in enumerate(zip(parts, FIELDS, strict=True))
-    )
-
-
-def _parse_field(text: str, index: int, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        match = _PART.fullmatch(part)
-        if match is None:
-            raise ValueError(f"{FIELDS[index][0]} field {text!r} is not cron syntax")
-        bounds, step = match.group("range"), int(match.group("step") or 1)
-        if bounds == "*":
-            first, last = low, high
-        else:
-            first_text, _, last_text = bounds.partition("-")
-            first = _value(first_text, index)
-            last = (
-                _value(last_text, index) if last_text else (high if match.group("step") else first)
-            )
-        if step < 1 or not (low <= first <= last <= high + (index == 4)):
-            raise ValueError(f"{FIELDS[index][0]} field {text!r} is out of range {low}-{high}")
-        values.update(range(first, last + 1, step))
-    return frozenset(0 if index == 4 and value == 7 else value for value in values)
-
-
-def _value(text: str, index: int) -> int:
-    names = _NAMES.get(index, [])
-    if text in names:
-        return names.index(text) + (1 if index == 3 else 0)
-    if not text.isdigit():
-        raise ValueError(f"{text!r} is not a value of the {FIELDS[index][0]} field")
-    return int(text)
 
 
 def _field_text(values: frozenset[int], low: int, high: int) -> str:

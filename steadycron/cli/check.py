@@ -68,7 +68,7 @@ def command(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from steadycron import SteadyCron
-    from steadycron.cli.manifest import ManifestError, load_manifests
+    from steadycron.cli.manifest import read_for_command
 
     if args.celery is not None:
         if args.keys:
@@ -78,10 +78,8 @@ def command(args: argparse.Namespace) -> int:
         return run(args.celery, args.manifest)
     keys = list(args.keys)
     if args.manifest:
-        try:
-            jobs = load_manifests(args.manifest)
-        except ManifestError as exc:
-            say("error", f"cannot read the manifest: {exc}")
+        jobs = read_for_command(args.manifest, "check")
+        if jobs is None:
             return EXIT_USAGE
         keys += [key for key, job in jobs.items() if job.kind == "heartbeat"]
         if not keys:

@@ -18,7 +18,8 @@ from celery import Celery
 from celery.schedules import crontab, schedule, solar
 
 from steadycron.cli import main
-from steadycron.cli.celery_schedule import compare, describe, parse_cron
+from steadycron.cli.celery_schedule import compare, describe
+from steadycron.cli.cron import expand_cron
 from steadycron.cli.manifest import ManifestJob
 
 
@@ -119,17 +120,19 @@ def test_a_solar_schedule_cannot_be_a_cron_line(app: Any) -> None:
     assert "a cron line cannot express it" in described.notes[0]
 
 
-@pytest.mark.parametrize(
-    ("line", "words"),
-    [("* * * *", "5 fields"), ("61 * * * *", "out of range"), ("* * * * funday", "not a value")],
-)
-def test_an_unreadable_manifest_cron_line_is_reported(line: str, words: str) -> None:
-    with pytest.raises(ValueError, match=words):
-        parse_cron(line)
+def test_a_manifest_cron_line_expands_to_the_values_of_each_field() -> None:
+    minute, hour, day, month, weekday = expand_cron("5/20 9-17/4 1,15 jan-mar *")
+    assert (minute, hour, day, month) == (
+        frozenset({5, 25, 45}),
+        frozenset({9, 13, 17}),
+        frozenset({1, 15}),
+        frozenset({1, 2, 3}),
+    )
+    assert weekday == frozenset(range(7))
 
 
 def test_sunday_is_seven_or_zero() -> None:
-    assert parse_cron("0 0 * * 7")[4] == parse_cron("0 0 * * sun")[4] == frozenset({0})
+    assert expand_cron("0 0 * * 7")[4] == expand_cron("0 0 * * sun")[4] == frozenset({0})
 
 
 # -- the command -------------------------------------------------------------------------
@@ -179,6 +182,7 @@ jobs:
   - id: forgotten
     name: Forgotten
     kind: heartbeat
+    interval: 60
 """
 
 SCHEDULE = """\
@@ -273,6 +277,15 @@ def test_check_exits_2_when_the_module_has_no_such_app(
     module = project("")
     assert main(["check", "--celery", f"{module}:nothing"]) == 2
     assert "has no Celery app named nothing" in capsys.readouterr().err
+
+
+def test_check_exits_2_on_a_broken_manifest(
+    project: Callable[[str], str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = project(SCHEDULE + "instrument(app)\n")
+    (tmp_path / "monitors.yaml").write_text("version: 2\njobs:\n  - id: nameless\n")
+    assert main(["check", "--celery", module, "--manifest", "monitors.yaml"]) == 2
+    assert "has no 'name'" in capsys.readouterr().err
 
 
 def test_check_refuses_keys_together_with_celery(capsys: pytest.CaptureFixture[str]) -> None:
