@@ -18,6 +18,7 @@ import attrs
 
 from .cron import CronError, expand_cron
 from .manifest import ManifestJob
+from .manifest_rules import SECONDS
 
 #: The fields of a cron line, in order: name, lowest and highest value.
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
@@ -57,11 +58,13 @@ def describe(schedule: Any, app: Any) -> Schedule:
     if isinstance(schedule, interval):
         seconds = schedule.run_every.total_seconds()
         text = f"every {_number(seconds)} s"
-        note = (
-            f"an interval ({text}) is not a cron line; declare it as 'interval: {_number(seconds)}'"
-        )
+        low, high = SECONDS["interval"]
+        if seconds == int(seconds) and low <= seconds <= high:
+            note = f"{text} is no cron line; declare it as 'interval: {_number(seconds)}'"
+        else:
+            note = f"{text} is no cron line, nor a monitor's interval ({low} to {high} whole s)"
         return Schedule(text, interval=seconds, notes=(note,))
-    return Schedule(f"{type(schedule).__name__} (a schedule check cannot read)")
+    return Schedule(f"{type(schedule).__name__} (check cannot read this kind of schedule)")
 
 
 def _describe_crontab(schedule: Any, app: Any) -> Schedule:

@@ -109,7 +109,9 @@ def test_intervals_compare_with_manifest_intervals_and_warn_against_cron(app: An
     assert compare(described, _job(interval=600)) == [
         "Celery runs it every 300 s; the manifest says every 600 s"
     ]
-    assert "declare it as 'interval: 300'" in described.notes[0]
+    assert described.notes == ("every 300 s is no cron line; declare it as 'interval: 300'",)
+    (note,) = describe(schedule(2.5), app).notes
+    assert note == "every 2.5 s is no cron line, nor a monitor's interval (10 to 86400 whole s)"
 
 
 def test_a_solar_schedule_cannot_be_a_cron_line(app: Any) -> None:
