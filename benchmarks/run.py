@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     everything = Outcome([], [])
     with tempfile.TemporaryDirectory(prefix="steadycron-bench-") as directory:
+        # Clients here and in child processes keep their token caches in this run's own
+        # folder (the default one follows XDG_CACHE_HOME), never in the user's.
+        os.environ["XDG_CACHE_HOME"] = str(Path(directory, "cache"))
         tls = make_tls_files(Path(directory))
         with running_servers(tls) as servers:
             bench = Bench(servers, tls, Path(directory), quick=args.quick)
