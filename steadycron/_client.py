@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -18,42 +17,33 @@ from ._forksafe import reset_after_fork
 from ._interrupts import from_outside
 from ._message import clip_head
 from ._pinger import Exchange, Pinger
+from ._protocol import NO_BODY_HEADERS, PATH_SUFFIX, TEXT_HEADERS, ping_query, token_segment
 from ._redact import redact
-from ._resolver import USER_AGENT, Resolver
+from ._resolver import Resolver
 from .transports._base import Request, Transport, check_transport
 
 if TYPE_CHECKING:
     from ._run import Monitor, RunContext
+    from ._token_cache import TokenCache
 
 log = logging.getLogger("steadycron")
 
 State = Literal["start", "success", "fail"]
-_PATH_SUFFIX = {"start": "/start", "success": "", "fail": "/fail"}
-_TEXT_BODY = {"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"}
-_NO_BODY = {"User-Agent": USER_AGENT}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def check_state(state: object) -> State:
     """Refuse an unknown ping state before anything is sent."""
-    if state not in _PATH_SUFFIX:
+    if state not in PATH_SUFFIX:
         raise ValueError(f"state must be 'start', 'success' or 'fail', not {state!r}")
     return state  # type: ignore[return-value]
-
-
-def _path_segment(token: str) -> str:
-    """*token* as exactly one path segment: nothing in it can change path or query."""
-    segment = urllib.parse.quote(token, safe="")
-    # "." and ".." survive quoting but are dot-segments that URL normalisation removes.
-    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 @functools.lru_cache(maxsize=256)
 def _ping_target(ping_url: str, token: str, environment: str | None) -> tuple[str, str]:
     """The URL up to the state suffix, and the query's ``env`` part: done once per token."""
-    env_query = "" if environment is None else f"env={urllib.parse.quote(environment, safe='')}"
-    return f"{ping_url}/{_path_segment(token)}", env_query
+    return f"{ping_url}/{token_segment(token)}", ping_query(environment, None)
 
 
 def ping_request(
@@ -61,17 +51,15 @@ def ping_request(
 ) -> Request:
     """The wire form of one ping (PROTOCOL.md: path per state, env and run_id in the query)."""
     base, query = _ping_target(config.ping_url, token, config.environment)
-    url = base + _PATH_SUFFIX[state]
+    url = base + PATH_SUFFIX[state]
     if run_id:
-        # A run's own id is 32 hex digits, which quoting leaves as they are: skip it.
-        safe = run_id.isascii() and run_id.isalnum()
-        run_query = f"run_id={run_id if safe else urllib.parse.quote(run_id, safe='')}"
+        run_query = ping_query(None, run_id)
         query = f"{query}&{run_query}" if query else run_query
     if query:
         url = f"{url}?{query}"
     if not message:
-        return Request("POST", url, _NO_BODY)
-    return Request("POST", url, _TEXT_BODY, clip_head(message).encode("utf-8"))
+        return Request("POST", url, NO_BODY_HEADERS)
+    return Request("POST", url, TEXT_HEADERS, clip_head(message).encode("utf-8"))
 
 
 class SteadyCron:
@@ -98,7 +86,7 @@ class SteadyCron:
         self._transport = None if transport is None else check_transport(transport)
         self._transport_lock = threading.Lock()
         self._pinger = Pinger()
-        self._resolver = Resolver(self._exchange)
+        self._resolver = Resolver(self._exchange, disk=self._token_cache)
         self._closed = False
         # Set by steadycron.testing.record(): resolve even when no API key is configured.
         self._placeholder_api_key: str | None = None
@@ -168,8 +156,9 @@ class SteadyCron:
         return self._resolver.resolve(key, config, Deadline.after(config.ping_timeout))
 
     def clear_cache(self) -> None:
-        """Forget cached key -> token resolutions."""
-        self._resolver.clear()
+        """Forget cached key -> token resolutions: all of them in memory, and on disk
+        those made with this client's ``api_url`` and API key."""
+        self._resolver.clear(self.config)
 
     def close(self) -> None:
         """Release pooled connections and worker threads; the client is not used again."""
@@ -254,6 +243,11 @@ class SteadyCron:
 
     def _exchange(self, request: Request, deadline: Deadline) -> Exchange:
         return self._pinger.exchange(self.transport, request, deadline)
+
+    def _token_cache(self, config: Config) -> TokenCache | None:
+        from ._token_cache import token_cache_for
+
+        return token_cache_for(config.token_cache, self.transport)
 
     def _swap_transport(self, transport: Transport | None) -> Transport | None:
         """Put *transport* in place and hand back the previous one, unclosed."""

@@ -9,7 +9,8 @@
     assert pings.states("nightly-db-backup") == ["start", "success"]
     assert pings.last_run("nightly-db-backup").outcome == "success"
 
-With pytest, the ``steadycron_recorder`` fixture does the same around one test.
+With pytest, the ``steadycron_recorder`` fixture does the same around one test; given a
+monitor manifest (``--steadycron-manifest PATH``) it knows exactly the manifest's keys.
 """
 
 from __future__ import annotations
@@ -17,20 +18,22 @@ from __future__ import annotations
 import datetime
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import attrs
 
 from ._client import SteadyCron
-from ._default import default_client
+from ._default import DefaultClient, default_client, save_settings
+from ._protocol import read_ping, resolve_key_of
 from .transports._base import Request, Response
-from .transports._memory import InMemoryTransport
+from .transports._memory import InMemoryTransport, _resolve_answer
 
 __all__ = ["Ping", "RecordedRun", "Recorder", "record"]
 
 _OUTCOMES = ("success", "fail")
 _PLACEHOLDER_API_KEY = "sc_ro_recording"
+_KINDS = ("heartbeat", "http", "agent")
 
 
 @attrs.frozen
@@ -73,10 +76,13 @@ class RecordedRun:
 
 
 class _RecordingTransport(InMemoryTransport):
-    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records."""
+    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records.
 
-    def __init__(self, client: SteadyCron, allowed: frozenset[str] | None) -> None:
-        super().__init__()
+    *allowed* maps the keys that exist to their job kind (None: any key is a heartbeat).
+    """
+
+    def __init__(self, client: SteadyCron, allowed: Mapping[str, str] | None) -> None:
+        super().__init__(handler=self._resolve_other_kinds)
         self._client = client
         self._allowed = allowed
         self._keys_by_token: dict[str, str] = {}
@@ -93,24 +99,31 @@ class _RecordingTransport(InMemoryTransport):
                 self._keys_by_token[token] = key
         return token
 
+    def _resolve_other_kinds(self, request: Request) -> Response | None:
+        """Answer the resolve of a non-heartbeat job with its kind, as SteadyCron does."""
+        key = resolve_key_of(request.url)
+        kind = None if key is None or self._allowed is None else self._allowed.get(key)
+        if key is None or kind is None or kind == "heartbeat":
+            return None
+        return _resolve_answer(key, self.token_for(key) or "", kind)
+
     def send(self, request: Request, *, timeout: float) -> Response:
         response = super().send(request, timeout=timeout)
-        if "/api/monitors/resolve" not in request.url:
+        if resolve_key_of(request.url) is None:
             self._record_ping(request)
         return response
 
     def _record_ping(self, request: Request) -> None:
         url = urllib.parse.urlsplit(request.url)
         ping_base = urllib.parse.urlsplit(self._client.config.ping_url).path
-        segments = url.path[len(ping_base) :].strip("/").split("/")
-        token = urllib.parse.unquote(segments[0])
-        state = segments[1] if len(segments) > 1 else "success"
+        target = read_ping(url.path, url.query, base_path=ping_base)
+        if target is None:
+            return
         direct = {t: k for k, t in self._client.config.monitors.items()}
-        key = self._keys_by_token.get(token) or direct.get(token) or token
-        query = dict(urllib.parse.parse_qsl(url.query))
+        key = self._keys_by_token.get(target.token) or direct.get(target.token) or target.token
         message = request.body.decode("utf-8") if request.body else None
         now = datetime.datetime.now(datetime.timezone.utc)
-        ping = Ping(key, state, query.get("run_id"), query.get("env"), message, now)
+        ping = Ping(key, target.state, target.run_id, target.environment, message, now)
         self.recorder._append(ping)
 
 
@@ -166,17 +179,23 @@ class Recorder:
 
 @contextmanager
 def record(
-    client: SteadyCron | None = None, *, keys: Iterable[str] | None = None
+    client: SteadyCron | None = None, *, keys: Iterable[str] | Mapping[str, str] | None = None
 ) -> Iterator[Recorder]:
     """Record the pings of *client* (the default client when omitted) instead of sending them.
 
     Any key resolves, unless *keys* lists the allowed ones: then other keys get 404, as on
-    the real server, so a typo in a key fails the test. Works with no API key set and with
-    direct tokens. On exit the client's transport and resolution cache are restored.
+    the real server, so a typo in a key fails the test. *keys* may also map each key to its
+    job kind, as a monitor manifest does: each key then resolves with its kind, so the SDK
+    answers as it would for real (an ``http`` job is refused: ``InvalidMonitorKindError``).
+    Works with no API key set and with direct tokens.
+
+    On exit the client's transport and resolution cache are restored, and for the default
+    client the module settings too (``steadycron.environment = ...`` inside the block does
+    not outlive it).
     """
     client = client if client is not None else default_client()
-    allowed = None if keys is None else frozenset(keys)
-    transport = _RecordingTransport(client, allowed)
+    transport = _RecordingTransport(client, _allowed_kinds(keys))
+    restore_settings = save_settings() if isinstance(client, DefaultClient) else None
     previous = client._swap_transport(transport)
     client._placeholder_api_key = _PLACEHOLDER_API_KEY
     client.clear_cache()
@@ -186,3 +205,19 @@ def record(
         client._placeholder_api_key = None
         client._swap_transport(previous)
         client.clear_cache()
+        if restore_settings is not None:
+            restore_settings()
+
+
+def _allowed_kinds(keys: Iterable[str] | Mapping[str, str] | None) -> dict[str, str] | None:
+    """*keys* as key -> job kind; a plain list of keys names heartbeat monitors."""
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be a list of monitor keys, not the string {keys!r}")
+    if not isinstance(keys, Mapping):
+        return dict.fromkeys(keys, "heartbeat")
+    for key, kind in keys.items():
+        if kind not in _KINDS:
+            raise ValueError(f"keys[{key!r}]: the kind must be one of {_KINDS}, not {kind!r}")
+    return dict(keys)
