@@ -129,6 +129,9 @@ class Monitoring:
         self._client = SteadyCron(config_from(args))
         self._watch = DeliveryWatch()
         self._logger = logging.getLogger("steadycron")
+        #: Each key is resolved once per command: when SteadyCron cannot be reached, the
+        #: outcome ping of a run must not pay for a second resolution of its key.
+        self._tokens: dict[str, str | None] = {}
 
     def __enter__(self) -> Monitoring:
         self._logger.addHandler(self._watch)
@@ -157,7 +160,7 @@ class Monitoring:
 
         before = self._watch.count
         try:
-            delivered = self._client.send_ping(key, state, message, run_id=run_id)
+            delivered = self._send(key, state, message, run_id)
         except ConfigurationError:
             raise
         except Exception as exc:  # the SDK promises not to raise; the script must not die
@@ -166,3 +169,22 @@ class Monitoring:
         if not delivered and self._watch.count == before:
             warn(f"ping for {key!r} not delivered")
         return delivered
+
+    def _send(self, key: str, state: str, message: str | None, run_id: str | None) -> bool:
+        """One ping within one ``ping_timeout``, the key resolved on its first ping only."""
+        from steadycron._client import check_state
+        from steadycron._config import check_key, optional_text
+        from steadycron._deadline import Deadline
+
+        client = self._client
+        config = client.config
+        check_key(key)
+        checked_state = check_state(state)
+        run_id = optional_text("run_id", run_id)
+        deadline = Deadline.after(config.ping_timeout)
+        if key not in self._tokens:
+            self._tokens[key] = client.token_for(config, key, deadline)
+        token = self._tokens[key]
+        if token is None:  # not resolved (already said why): the run goes unpinged
+            return False
+        return client.deliver(config, key, token, checked_state, message, run_id, deadline)
