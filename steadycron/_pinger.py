@@ -155,9 +155,9 @@ class Pinger:
         outcomes: list[Response | TransportError],
     ) -> Exchange:
         try:
-            # tenacity costs about 15 µs a call: a run's two pings through it would more
-            # than double the SDK's own cost of a run (benchmarks, "decorator overhead"
-            # and "tenacity around one attempt"). So the first attempt, nearly always the
+            # tenacity costs 10-20 µs a call: a run's two pings through it would about
+            # double the SDK's own cost of a run (benchmarks, "decorator overhead" and
+            # "tenacity around one attempt"). So the first attempt, nearly always the
             # only one, is made before it; when it needs another, tenacity takes over and
             # the first outcome is replayed to it as its attempt 1, so that every wait,
             # every stop and the count of attempts are tenacity's.

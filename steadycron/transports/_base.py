@@ -85,7 +85,7 @@ class Transport(Protocol):
 
 
 @runtime_checkable
-class MayBlock(Protocol):
+class MayBlock(Transport, Protocol):
     """Optional: whether ``send`` can wait on the network.
 
     A transport with ``blocking = False`` (an in-memory fake) is called on the caller's
