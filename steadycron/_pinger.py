@@ -106,8 +106,8 @@ class Pinger:
     dispatcher, its worker threads.
 
     Args:
-        clock: monotonic clock (a fake one in tests of the retry arithmetic).
-        sleep: how to wait between attempts.
+        clock: monotonic clock of the breaker's cool-downs (deadlines bring their own).
+        sleep: how to wait between attempts (a fake one in tests of the arithmetic).
         breaker: the circuit breaker (a default one when omitted).
     """
 
@@ -118,7 +118,6 @@ class Pinger:
         sleep: Callable[[float], None] = time.sleep,
         breaker: Breaker | None = None,
     ) -> None:
-        self._clock = clock
         self._sleep = sleep
         self.breaker = breaker or Breaker(clock=clock)
         # A new transport is a new way to the hosts: what the breaker knew is forgotten.

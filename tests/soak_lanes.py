@@ -94,14 +94,14 @@ class MainLane:
         self.signals = SignalTally()
         self.forks = ForkTally()
 
-    def run_until(self, done: Callable[[], bool], forks_every: int = 5) -> None:
-        turn = 0
-        while not done():
-            turn += 1
-            if turn % forks_every:
-                self.interrupted_run()
-            else:
-                self.fork_during_trust_load()
+    def run_until(self, done: Callable[[], bool]) -> None:
+        """Take turns (four interrupted runs, then a fork) until *done* says so."""
+        turns = [*[self.interrupted_run] * 4, self.fork_during_trust_load]
+        while True:
+            for turn in turns:
+                if done():
+                    return
+                turn()
 
     def interrupted_run(self) -> None:
         fired: list[float] = []

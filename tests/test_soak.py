@@ -20,8 +20,8 @@ they hold thousands of times over and mixed together, with nothing leaking:
 
 A loopback server picks a fault per request from a seeded generator (``STEADYCRON_SOAK_SEED``)
 and some jobs go to a port nobody listens on, to a listener that never accepts, or to a
-client whose API drips. The default size (``STEADYCRON_SOAK_JOBS``, 2000) runs in well under
-a minute on two cores; set it higher for a long run by hand. Run pytest with ``-s`` to see
+client whose API drips. The default size (``STEADYCRON_SOAK_JOBS``, 2000) runs in about 45 s
+on two cores; set it higher for a long run by hand. Run pytest with ``-s`` to see
 the summary line; it is also written as JSON under the test's tmp dir.
 """
 
