@@ -25,7 +25,7 @@ from ._exceptions import (
 )
 from ._forksafe import reset_after_fork
 from ._pinger import Exchange
-from ._redact import redact
+from ._redact import quote_text, shown
 from ._version import __version__
 from .transports._base import Request, Response
 
@@ -33,7 +33,6 @@ log = logging.getLogger("steadycron")
 
 USER_AGENT = f"steadycron-python/{__version__}"
 RESOLVE_PATH = "/api/monitors/resolve"
-_SERVER_MESSAGE_CHARS = 300
 
 Fetch = Callable[[Request, float], Exchange]
 
@@ -53,8 +52,8 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-def _server_message(response: Response, api_key: str | None) -> str | None:
-    """The server's own explanation from an error body, cut short and scrubbed of the key."""
+def _server_message(response: Response, secrets: list[str | None]) -> str | None:
+    """The server's own explanation from an error body, scrubbed of secrets and cut short."""
     try:
         body = json.loads(response.body)
     except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
@@ -62,10 +61,10 @@ def _server_message(response: Response, api_key: str | None) -> str | None:
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str) or not message:
         return None
-    return redact(message, api_key)[:_SERVER_MESSAGE_CHARS]
+    return quote_text(message, secrets)
 
 
-def _token_from(key: str, response: Response) -> str:
+def _token_from(key: str, response: Response, secrets: list[str | None]) -> str:
     """The ping token of a 200 answer; an answer that is not what the API sends is an outage."""
     try:
         body = json.loads(response.body)
@@ -74,17 +73,18 @@ def _token_from(key: str, response: Response) -> str:
     token = body.get("ping_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token or not is_sendable(token):
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: the resolve answer was not SteadyCron's JSON "
+            f"monitor key {shown(key)}: the resolve answer was not SteadyCron's JSON "
             "(a proxy or captive portal in the way?)",
             key=key,
         )
     kind = body.get("kind", "heartbeat")
     if not isinstance(kind, str):
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: the resolve answer's kind was not a string", key=key
+            f"monitor key {shown(key)}: the resolve answer's kind was not a string", key=key
         )
     if kind != "heartbeat":
-        raise InvalidMonitorKindError(key, kind=str(kind)[:40], status=response.status)
+        kind = quote_text(kind, [token, *secrets], limit=40)
+        raise InvalidMonitorKindError(key, kind=kind, status=response.status)
     return token
 
 
@@ -112,6 +112,12 @@ class Resolver:
         self._lock = threading.Lock()
         reset_after_fork(self)
 
+    def secrets(self, config: Config) -> list[str | None]:
+        """Every secret a client with *config* holds: the API key, direct tokens and the
+        tokens cached here. Server text quoted in an error or a log is scrubbed of all."""
+        cached = [entry.token for entry in list(self._cache.values())]
+        return [config.api_key, *config.monitors.values(), *cached]
+
     def clear(self) -> None:
         """Forget every cached token."""
         with self._lock:
@@ -132,10 +138,10 @@ class Resolver:
             return self._lead(flight, key, config, deadline)
         if not flight.done.wait(timeout=max(0.0, deadline - self._clock())):
             raise ResolutionUnavailableError(
-                f"monitor key {key!r}: no resolve answer before the deadline", key=key
+                f"monitor key {shown(key)}: no resolve answer before the deadline", key=key
             )
         if flight.token is None:
-            raise flight.error or ResolutionUnavailableError(f"{key!r}: not resolved", key=key)
+            raise flight.error or ResolutionUnavailableError(f"{shown(key)}: not resolved", key=key)
         return flight.token
 
     def resolve_or_stale(self, key: str, config: Config, deadline: float) -> str | None:
@@ -146,7 +152,7 @@ class Resolver:
         except ResolutionUnavailableError as exc:
             stale = self._cache.get(key)
             fallback = "using the last known token" if stale else "this run goes unpinged"
-            log.warning("could not resolve monitor key %r (%s); %s", key, exc, fallback)
+            log.warning("could not resolve monitor key %s (%s); %s", shown(key), exc, fallback)
             return stale.token if stale else None
 
     def _lead(self, flight: _Flight, key: str, config: Config, deadline: float) -> str:
@@ -167,7 +173,7 @@ class Resolver:
     def _request(self, key: str, config: Config, deadline: float) -> str:
         if not config.api_key:
             raise ConfigurationError(
-                f"monitor key {key!r}: no API key to resolve it with; set steadycron.api_key "
+                f"monitor key {shown(key)}: no API key to resolve it with; set steadycron.api_key "
                 "or STEADYCRON_API_KEY, or give its ping token in steadycron.monitors",
                 key=key,
             )
@@ -184,17 +190,19 @@ class Resolver:
         response = exchange.response
         if response is None or response.status == 429 or response.status >= 500:
             raise ResolutionUnavailableError(
-                f"monitor key {key!r}: SteadyCron unavailable ({exchange.reason}, "
+                f"monitor key {shown(key)}: SteadyCron unavailable "
+                f"({quote_text(exchange.reason, self.secrets(config))}, "
                 f"{exchange.attempts} attempt(s))",
                 key=key,
             )
         if response.status == 200:
-            return _token_from(key, response)
+            return _token_from(key, response, self.secrets(config))
         refusal = _REFUSALS.get(response.status)
         if refusal is not None:
-            raise refusal(key, _server_message(response, config.api_key), status=response.status)
+            message = _server_message(response, self.secrets(config))
+            raise refusal(key, message, status=response.status)
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: unexpected answer from the API (HTTP {response.status})",
+            f"monitor key {shown(key)}: unexpected answer from the API (HTTP {response.status})",
             key=key,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import steadycron
 import steadycron.testing
 import steadycron.transports
@@ -39,3 +41,17 @@ def test_every_error_derives_from_steadycron_error() -> None:
     assert len(errors) >= 8
     assert all(issubclass(error, steadycron.SteadyCronError) for error in errors)
     assert issubclass(steadycron.transports.TransportError, steadycron.SteadyCronError)
+
+
+def test_public_errors_show_the_name_users_import() -> None:
+    errors = [
+        getattr(steadycron, name)
+        for name in steadycron.__all__
+        if name.endswith("Error") and isinstance(getattr(steadycron, name), type)
+    ]
+    assert all(error.__module__ == "steadycron" for error in errors), errors
+    transport_errors = ["ConnectError", "TransportTimeoutError", "ProtocolError"]
+    for name in transport_errors:
+        assert getattr(steadycron.transports, name).__module__ == "steadycron.transports"
+    shown = traceback.format_exception_only(steadycron.MonitorNotFoundError("k"))
+    assert shown[-1].startswith("steadycron.MonitorNotFoundError: monitor key 'k'")

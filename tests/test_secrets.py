@@ -457,3 +457,52 @@ def test_the_search_itself_finds_a_leak(observed: Observed) -> None:
     logging.getLogger("steadycron").debug("token is %s", urllib.parse.quote(ODD_TOKEN, safe=""))
     with pytest.raises(AssertionError, match="leaked"):
         observed.assert_no_secret()
+
+
+# -- server text quoting what the client holds ----------------------------------------
+
+OTHER_KEY = "weekly-vacuum"
+
+
+def test_server_text_echoing_any_token_the_client_holds_leaks_nothing(
+    make_client: MakeClient, api: LoopbackServer, observed: Observed
+) -> None:
+    """A token held directly, one cached from an earlier resolve, and the one in the
+    answer itself: each is scrubbed from a 401 message and from a ``kind`` field."""
+    client = make_client()
+    run_job(client)  # TOKEN is cached now
+    echo = f"tokens {TOKEN} {DIRECT_TOKEN} {ODD_TOKEN} and key {API_KEY} were refused"
+    normal = stand_in()
+    answers = {
+        "401": Answer.json(401, {"error": "unauthorized", "message": echo}),
+        "kind": Answer.json(
+            200, {"kind": f"{TOKEN}{HTTP_JOB_TOKEN}", "ping_token": HTTP_JOB_TOKEN}
+        ),
+    }
+    for name, answer in answers.items():
+        api.respond = lambda received, answer=answer: (  # type: ignore[misc]
+            answer if received.query.get("key") == OTHER_KEY else normal(received)
+        )
+        with pytest.raises(ConfigurationError) as raised:
+            run_job(client, OTHER_KEY)
+        assert "***" in str(raised.value), name
+        observed.exception(raised.value)
+    observed.assert_no_secret()
+
+
+@pytest.mark.parametrize("setting", ["api_url", "ping_url"])
+def test_urls_with_credentials_are_refused_without_repeating_them(
+    setting: str, observed: Observed
+) -> None:
+    url = "http://monitoring:hunter2-pa55@127.0.0.1:8080/base"
+    for attempt in (
+        lambda: Config(**{setting: url}),
+        lambda: steadycron.configure(**{setting: url}),
+        lambda: setattr(steadycron, setting, url),
+    ):
+        with pytest.raises(ValueError, match="credentials") as raised:
+            attempt()
+        assert "hunter2-pa55" not in str(raised.value)
+        assert "monitoring:" not in str(raised.value)
+    assert getattr(steadycron, setting).startswith("https://")
+    observed.assert_no_secret()
