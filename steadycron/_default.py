@@ -1,8 +1,8 @@
 """The module-level default client and the settings read and written as module attributes.
 
 A setting reads back its effective value: set in code, else its environment variable at
-the time of reading, else the default. The default client rebuilds its ``Config`` only
-when a setting, ``monitors`` or one of those variables has changed since the last ping.
+the time of reading, else the default. The default client is rebuilt only when a setting,
+``monitors`` or one of those variables has changed since the last ping.
 """
 
 from __future__ import annotations
@@ -116,66 +116,78 @@ class DefaultSettings:
         values = dict(self.explicit, monitors=dict(self.monitors))
         try:
             return Config.from_env(**values)
-        except (TypeError, ValueError) as exc:
-            names = ", ".join(ENV_VARS[n] for n in ENV_VARS if n not in self.explicit)
-            raise ConfigurationError(
-                f"invalid SteadyCron setting from the environment ({names}): {exc}"
-            ) from None
+        except (TypeError, ValueError) as exc:  # names the variable at fault
+            raise ConfigurationError(f"invalid SteadyCron setting: {exc}") from None
 
 
-class DefaultClient(SteadyCron):
-    """The client behind the module-level API: its config follows the module settings."""
+class DefaultClient:
+    """The client behind the module-level API: a :class:`SteadyCron` for the current
+    module settings, rebuilt when they change.
+
+    A rebuilt client carries on its predecessor's transport, workers and resolved tokens
+    (the tokens only while the API key and URL stay the same). Closing it only releases
+    its connections: the next use builds a client with fresh ones.
+    """
 
     def __init__(self, settings: DefaultSettings) -> None:
-        super().__init__(Config())
         self._settings = settings
+        self._client = SteadyCron(Config())
         self._seen: tuple[object, ...] | None = None
-        self._identity: tuple[str | None, str] | None = None
 
-    @property
-    def config(self) -> Config:
+    def current(self) -> SteadyCron:
+        """The client for the settings as they are now."""
+        client = self._client
+        if self._seen != self._settings.snapshot_key() or client.closed:
+            client = self._rebuild()
+        return client
+
+    def _rebuild(self) -> SteadyCron:
         settings = self._settings
-        key = settings.snapshot_key()
-        if key != self._seen:
-            with settings.lock:
-                config = settings.build_config()
-                identity = (config.api_key, config.api_url)
-                if self._identity is not None and identity != self._identity:
-                    self.clear_cache()  # tokens of another account or API are not ours
-                self._config, self._seen, self._identity = config, key, identity
-        return self._config
+        with settings.lock:
+            seen = settings.snapshot_key()
+            config = settings.build_config()
+            previous = self._client
+            client = previous._with_config(config)
+            if self._seen is not None and _account(config) != _account(previous.config):
+                client.clear_cache()  # tokens of another account or API are not ours
+            self._client, self._seen = client, seen
+        return client
 
-    def use_transport(self, transport: Transport | None) -> None:
-        """Swap the transport, closing the one it replaces."""
-        old = self._swap_transport(transport)
+    def replace_transport(self, transport: Transport | None) -> None:
+        """Swap the transport, closing the one it replaces. The settings are not read:
+        their rebuilt clients share the transport."""
+        old = self._client.replace_transport(transport)
         if old is not None and old is not transport:
             old.close()
 
     def close(self) -> None:
-        """Release connections and threads; the module-level API builds fresh ones on
-        next use (a transport set with ``configure`` is closed and replaced by the default)."""
-        self._release()
+        """Close the client it holds (transport included)."""
+        self._client.close()
+
+
+def _account(config: Config) -> tuple[str | None, str]:
+    return config.api_key, config.api_url
 
 
 _settings = DefaultSettings()
-_client: DefaultClient | None = None
-_client_lock = threading.Lock()
+_holder: DefaultClient | None = None
+_holder_lock = threading.Lock()
 
 
 def default_client() -> SteadyCron:
-    """The client the module-level functions use."""
-    return _default()
+    """The client the module-level functions use, for the module settings as they are."""
+    return _default().current()
 
 
 def _default() -> DefaultClient:
-    global _client
-    client = _client
-    if client is None:
-        with _client_lock:
-            if _client is None:
-                _client = DefaultClient(_settings)
-            client = _client
-    return client
+    global _holder
+    holder = _holder
+    if holder is None:
+        with _holder_lock:
+            if _holder is None:
+                _holder = DefaultClient(_settings)
+            holder = _holder
+    return holder
 
 
 def configure(**settings: Any) -> None:
@@ -196,17 +208,17 @@ def configure(**settings: Any) -> None:
         check_transport(transport)
     _settings.assign(settings)
     if replace_transport:
-        _default().use_transport(transport)
+        _default().replace_transport(transport)
 
 
 def reset() -> None:
     """Forget every module-level setting and close the default client (for tests)."""
-    global _client, _settings
-    with _client_lock:
-        client, _client = _client, None
+    global _holder, _settings
+    with _holder_lock:
+        holder, _holder = _holder, None
         _settings = DefaultSettings()
-    if client is not None:
-        client.close()
+    if holder is not None:
+        holder.close()
 
 
 def read_setting(name: str) -> Any:

@@ -3,14 +3,19 @@
 The client is looked up when a run starts, never at decoration time, so a decorator at
 import time works with settings made later, and each call keeps its own run state: two
 overlapping runs of one function never share a run id.
+
+A run is one start ping and one outcome ping with the same run id, both handed to
+:meth:`SteadyCron.send <steadycron.SteadyCron.send>`. The outcome goes where the start
+went (the token in the start's receipt), and is skipped when the start had no token to
+go to (an outage with nothing cached).
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
@@ -19,16 +24,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from ._config import check_key
+from ._ping import Ping, Receipt, State
+from ._redact import shown
 
 if TYPE_CHECKING:
-    from ._client import State, SteadyCron
+    from ._client import SteadyCron
 
 log = logging.getLogger("steadycron")
 
 F = TypeVar("F", bound=Callable[..., Any])
 ClientSource = Callable[[], "SteadyCron"]
-#: An open run: the client it pings through, the run, and its token (None: unpinged).
-_Open = tuple["SteadyCron", "Run", "str | None"]
 
 
 @attrs.frozen
@@ -37,6 +42,33 @@ class Run:
 
     key: str
     run_id: str
+
+
+class _Open:
+    """A run between its start and its outcome.
+
+    ``receipt`` is the start's (None: not known).
+    """
+
+    __slots__ = ("client", "receipt", "run")
+
+    def __init__(self, client: SteadyCron, run: Run, receipt: Receipt | None) -> None:
+        self.client = client
+        self.run = run
+        self.receipt = receipt
+
+    def outcome_ping(self, state: State, message: str | None) -> Ping | None:
+        """The outcome to send, or None when this process has nothing to say."""
+        if self.receipt is not None and self.receipt.token is None:
+            return None  # the start had nowhere to go: this run goes unpinged
+        if self.client.closed:
+            log.warning("outcome ping of %s skipped: its client was closed", shown(self.run.key))
+            return None
+        return Ping(self.run.key, state, message, self.run.run_id)
+
+    @property
+    def token(self) -> str | None:
+        return None if self.receipt is None else self.receipt.token
 
 
 def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, str | None]:
@@ -53,6 +85,46 @@ def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, st
     return "fail", f"{name}: {text}" if text else name
 
 
+def _new_run(key: str) -> tuple[Run, Ping]:
+    """A fresh run of *key*, and the start ping that opens it."""
+    run = Run(key, uuid.uuid4().hex)
+    return run, Ping(key, "start", None, run.run_id)
+
+
+# -- the sync path --------------------------------------------------------------------
+
+
+def open_run(client: SteadyCron, key: str) -> _Open:
+    """Send a run's start; misconfiguration raises and the job must not run."""
+    run, ping = _new_run(key)
+    return _Open(client, run, client.send(ping))
+
+
+def close_run(opened: _Open, exc: BaseException | None) -> None:
+    """Send a run's outcome for the way its body ended (*exc*: how it escaped, if it did)."""
+    state, message = _outcome(exc, opened.client.config.capture_errors)
+    ping = opened.outcome_ping(state, message)
+    if ping is not None:
+        opened.client.send(ping, token=opened.token)
+
+
+# -- the async path -------------------------------------------------------------------
+
+
+async def open_run_async(client: SteadyCron, key: str) -> _Open:
+    """:func:`open_run` on a worker thread: the event loop never waits on the network."""
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, open_run, client, key)
+
+
+async def close_run_async(opened: _Open, exc: BaseException | None) -> None:
+    """:func:`close_run` on a worker thread."""
+    import asyncio
+
+    await asyncio.get_running_loop().run_in_executor(None, close_run, opened, exc)
+
+
 _open_runs: contextvars.ContextVar[tuple[tuple[RunContext, _Open], ...]] = contextvars.ContextVar(
     "steadycron_open_runs", default=()
 )
@@ -61,8 +133,8 @@ _open_runs: contextvars.ContextVar[tuple[tuple[RunContext, _Open], ...]] = conte
 class RunContext:
     """Tracks one run per entry: start ping on entry, outcome ping on exit.
 
-    Works with ``with`` and ``async with``; the async form pings on a worker thread so
-    the event loop never waits on the network. Yields a :class:`Run`.
+    Works with ``with`` and ``async with``; the async form never makes the event loop
+    wait on the network. Yields a :class:`Run`.
     """
 
     def __init__(self, client: ClientSource, key: str) -> None:
@@ -74,9 +146,9 @@ class RunContext:
         return f"RunContext(key={self._key!r})"
 
     def __enter__(self) -> Run:
-        opened = self._start()
+        opened = open_run(self._client(), self._key)
         self._push(opened)
-        return opened[1]
+        return opened.run
 
     def __exit__(
         self,
@@ -84,14 +156,14 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._finish(self._pop(), exc)
+        opened = self._pop()
+        if opened is not None:
+            close_run(opened, exc)
 
     async def __aenter__(self) -> Run:
-        import asyncio
-
-        opened = await asyncio.get_running_loop().run_in_executor(None, self._start)
+        opened = await open_run_async(self._client(), self._key)
         self._push(opened)
-        return opened[1]
+        return opened.run
 
     async def __aexit__(
         self,
@@ -99,34 +171,9 @@ class RunContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        import asyncio
-
         opened = self._pop()
-        await asyncio.get_running_loop().run_in_executor(None, self._finish, opened, exc)
-
-    def _start(self) -> _Open:
-        client = self._client()
-        run = Run(self._key, uuid.uuid4().hex)
-        config = client.config
-        deadline = time.monotonic() + config.ping_timeout
-        token = client.token_for(config, self._key, deadline)  # misconfiguration raises
-        if token is not None:
-            client.deliver(config, self._key, token, "start", None, run.run_id, deadline)
-        return client, run, token
-
-    def _finish(self, opened: _Open | None, exc: BaseException | None) -> None:
-        if opened is None:
-            return
-        client, run, token = opened
-        if token is None:
-            return
-        try:
-            config = client.config
-            state, message = _outcome(exc, config.capture_errors)
-            deadline = time.monotonic() + config.ping_timeout
-            client.deliver(config, self._key, token, state, message, run.run_id, deadline)
-        except Exception as error:  # the job's own outcome must reach its caller untouched
-            log.warning("outcome ping of %r skipped: %s", self._key, type(error).__name__)
+        if opened is not None:
+            await close_run_async(opened, exc)
 
     # One RunContext may be entered by several threads or tasks at once (a module-level
     # ``monitor(key)`` object): each exit must close the run its own thread or task opened,
@@ -153,8 +200,6 @@ def track(client: ClientSource, key: str) -> Callable[[F], F]:
     check_key(key)
 
     def decorate(fn: F) -> F:
-        import inspect
-
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
             raise TypeError(
                 f"@job cannot track generator function {fn.__qualname__}: its work runs "
@@ -164,15 +209,27 @@ def track(client: ClientSource, key: str) -> Callable[[F], F]:
 
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                async with RunContext(client, key):
-                    return await fn(*args, **kwargs)
+                opened = await open_run_async(client(), key)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    await close_run_async(opened, exc)
+                    raise
+                await close_run_async(opened, None)
+                return result
 
             return run_async  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with RunContext(client, key):
-                return fn(*args, **kwargs)
+            opened = open_run(client(), key)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                close_run(opened, exc)
+                raise
+            close_run(opened, None)
+            return result
 
         return run  # type: ignore[return-value]
 
@@ -199,9 +256,13 @@ class Monitor:
         self, state: State = "success", message: str | None = None, *, run_id: str | None = None
     ) -> None:
         """Send one ping; raises only for misuse or misconfiguration, never for delivery."""
-        client = self._client
-        if client is None:
-            from ._default import default_client
+        self._pick_client().send(Ping.checked(self.key, state, message, run_id))
 
-            client = default_client()
-        client.send_ping(self.key, state, message, run_id=run_id)
+    def _pick_client(self) -> SteadyCron:
+        if self._client is not None:
+            return self._client
+        # Through the package, where users find the default client too: this module sits
+        # below the client and its default holder, and imports neither.
+        import steadycron
+
+        return steadycron.default_client()

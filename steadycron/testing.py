@@ -17,12 +17,13 @@ from __future__ import annotations
 import datetime
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import attrs
 
 from ._client import SteadyCron
+from ._config import Config
 from ._default import default_client
 from .transports._base import Request, Response
 from .transports._memory import InMemoryTransport
@@ -30,7 +31,6 @@ from .transports._memory import InMemoryTransport
 __all__ = ["Ping", "RecordedRun", "Recorder", "record"]
 
 _OUTCOMES = ("success", "fail")
-_PLACEHOLDER_API_KEY = "sc_ro_recording"
 
 
 @attrs.frozen
@@ -75,9 +75,9 @@ class RecordedRun:
 class _RecordingTransport(InMemoryTransport):
     """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records."""
 
-    def __init__(self, client: SteadyCron, allowed: frozenset[str] | None) -> None:
+    def __init__(self, settings: Callable[[], Config], allowed: frozenset[str] | None) -> None:
         super().__init__()
-        self._client = client
+        self._settings = settings
         self._allowed = allowed
         self._keys_by_token: dict[str, str] = {}
         self._tokens_by_key: dict[str, str] = {}
@@ -100,12 +100,13 @@ class _RecordingTransport(InMemoryTransport):
         return response
 
     def _record_ping(self, request: Request) -> None:
+        config = self._settings()
         url = urllib.parse.urlsplit(request.url)
-        ping_base = urllib.parse.urlsplit(self._client.config.ping_url).path
+        ping_base = urllib.parse.urlsplit(config.ping_url).path
         segments = url.path[len(ping_base) :].strip("/").split("/")
         token = urllib.parse.unquote(segments[0])
         state = segments[1] if len(segments) > 1 else "success"
-        direct = {t: k for k, t in self._client.config.monitors.items()}
+        direct = {t: k for k, t in config.monitors.items()}
         key = self._keys_by_token.get(token) or direct.get(token) or token
         query = dict(urllib.parse.parse_qsl(url.query))
         message = request.body.decode("utf-8") if request.body else None
@@ -174,15 +175,12 @@ def record(
     the real server, so a typo in a key fails the test. Works with no API key set and with
     direct tokens. On exit the client's transport and resolution cache are restored.
     """
-    client = client if client is not None else default_client()
+    if client is None:
+        # The default client is rebuilt when a setting changes: ask for the current one.
+        client, settings = default_client(), lambda: default_client().config
+    else:
+        settings = lambda: client.config  # noqa: E731 -- the same shape as above
     allowed = None if keys is None else frozenset(keys)
-    transport = _RecordingTransport(client, allowed)
-    previous = client._swap_transport(transport)
-    client._placeholder_api_key = _PLACEHOLDER_API_KEY
-    client.clear_cache()
-    try:
+    transport = _RecordingTransport(settings, allowed)
+    with client.stand_in(transport):
         yield transport.recorder
-    finally:
-        client._placeholder_api_key = None
-        client._swap_transport(previous)
-        client.clear_cache()

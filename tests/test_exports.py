@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import traceback
+from pathlib import Path
 
 import steadycron
 import steadycron.testing
@@ -55,3 +57,60 @@ def test_public_errors_show_the_name_users_import() -> None:
         assert getattr(steadycron.transports, name).__module__ == "steadycron.transports"
     shown = traceback.format_exception_only(steadycron.MonitorNotFoundError("k"))
     assert shown[-1].startswith("steadycron.MonitorNotFoundError: monitor key 'k'")
+
+
+def imported_modules(path: Path, module: str) -> set[str]:
+    """Every ``steadycron`` submodule *module* (at *path*) imports, at its top or inside a
+    function, leaving out imports for type checkers and of the package itself (the public
+    face, from which a submodule may look a name up when it runs)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    checked_only = {
+        id(node)
+        for test in ast.walk(tree)
+        if isinstance(test, ast.If) and "TYPE_CHECKING" in ast.unparse(test.test)
+        for statement in test.body
+        for node in ast.walk(statement)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in checked_only:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0]
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.startswith("steadycron.")}
+
+
+def test_no_module_of_the_package_imports_itself_back_in_a_circle() -> None:
+    root = Path(steadycron.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {
+        name: {target for target in imported_modules(path, name) if target in modules}
+        for name, path in modules.items()
+    }
+    assert "steadycron._run" in graph["steadycron._client"]  # the walk sees imports at all
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for target in sorted(graph[path[-1]]):
+            if target == start:
+                return [*path, target]
+            if target not in path and target != "steadycron":
+                found = cycle_from(start, [*path, target])
+                if found:
+                    return found
+        return None
+
+    starts = sorted(set(graph) - {"steadycron"})
+    cycles = [cycle for name in starts if (cycle := cycle_from(name, [name]))]
+    assert not cycles, cycles

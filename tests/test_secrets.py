@@ -8,6 +8,8 @@ and the reprs of the public objects for the API key and every ping token in play
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import traceback
 import urllib.parse
@@ -490,6 +492,22 @@ def test_server_text_echoing_any_token_the_client_holds_leaks_nothing(
     observed.assert_no_secret()
 
 
+def test_huge_keys_and_server_texts_make_no_huge_messages_or_log_records(
+    make_client: MakeClient, api: LoopbackServer, observed: Observed
+) -> None:
+    huge_key = "k" * 50_000  # as long as the stand-in's request line allows
+    api.respond = on_resolve(Answer.json(503, {"message": "x" * 2_000_000}))
+    client = make_client()
+    run_job(client, huge_key)  # an outage: the job runs, warnings are logged
+    api.respond = on_resolve(Answer.json(404, {"message": "y" * 2_000_000}))
+    with pytest.raises(ConfigurationError) as raised:
+        run_job(client, huge_key)
+    assert len(str(raised.value)) < 2_000
+    texts = observed.record_texts()
+    assert warnings_of(observed)
+    assert max(len(text) for text in texts) < 2_000
+
+
 @pytest.mark.parametrize("setting", ["api_url", "ping_url"])
 def test_urls_with_credentials_are_refused_without_repeating_them(
     setting: str, observed: Observed
@@ -506,3 +524,18 @@ def test_urls_with_credentials_are_refused_without_repeating_them(
         assert "monitoring:" not in str(raised.value)
     assert getattr(steadycron, setting).startswith("https://")
     observed.assert_no_secret()
+
+
+def test_no_cache_outside_a_client_keeps_a_token_after_close() -> None:
+    """Ping URLs are cached per client and emptied by ``close()``: no process-wide cache
+    of the SDK holds a token once its client is gone."""
+    with SteadyCron(Config(monitors={KEY: TOKEN}), transport=InMemoryTransport()) as client:
+        client.ping(KEY)
+    caches = [
+        wrapper
+        for wrapper in gc.get_objects()
+        if isinstance(wrapper, functools._lru_cache_wrapper)
+        and getattr(wrapper, "__module__", "").startswith("steadycron")
+    ]
+    assert caches  # the client's own
+    assert not [cache for cache in caches if cache.cache_info().currsize]
