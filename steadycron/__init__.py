@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._client import SteadyCron as SteadyCron
     from ._config import Config as Config
     from ._ping import State as State
+    from ._run import ManualRun as ManualRun
     from ._run import Monitor as Monitor
     from ._run import Run as Run
     from ._run import RunContext as RunContext
@@ -38,6 +39,7 @@ __all__ = [
     "Config",
     "ConfigurationError",
     "InvalidMonitorKindError",
+    "ManualRun",
     "Monitor",
     "MonitorNotFoundError",
     "ResolutionUnavailableError",
@@ -62,6 +64,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Public classes that live in private modules, imported when first asked for (PEP 562).
 _LAZY = {
     "Config": "._config",
+    "ManualRun": "._run",
     "Monitor": "._run",
     "Run": "._run",
     "RunContext": "._run",

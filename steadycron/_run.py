@@ -6,8 +6,10 @@ overlapping runs of one function never share a run id.
 
 A run is one start ping and one outcome ping with the same run id, both handed to
 :meth:`SteadyCron.send <steadycron.SteadyCron.send>`. The outcome goes where the start
-went (the token in the start's receipt), and is skipped when the start had no token to
-go to (an outage with nothing cached).
+went (the token in the start's receipt), is sent only by the process that opened the run
+(a child forked inside a job leaves through its frames without a word), and is skipped
+when the start had no token to go to (an outage with nothing cached). Coroutines send on
+threads of their own (``_offload``), or inline when the transport never blocks.
 """
 
 from __future__ import annotations
@@ -16,23 +18,28 @@ import contextvars
 import functools
 import inspect
 import logging
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from ._config import check_key
+from ._exceptions import ConfigurationError
 from ._ping import Ping, Receipt, State
 from ._redact import shown
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ._client import SteadyCron
 
 log = logging.getLogger("steadycron")
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 ClientSource = Callable[[], "SteadyCron"]
 
 
@@ -47,20 +54,24 @@ class Run:
 class _Open:
     """A run between its start and its outcome.
 
-    ``receipt`` is the start's (None: not known).
+    ``receipt`` is the start's (None: not known, because a coroutine stopped waiting for
+    it at its deadline); ``pid`` is the process that opened the run.
     """
 
-    __slots__ = ("client", "receipt", "run")
+    __slots__ = ("client", "pid", "receipt", "run")
 
     def __init__(self, client: SteadyCron, run: Run, receipt: Receipt | None) -> None:
         self.client = client
         self.run = run
         self.receipt = receipt
+        self.pid = os.getpid()
 
     def outcome_ping(self, state: State, message: str | None) -> Ping | None:
         """The outcome to send, or None when this process has nothing to say."""
         if self.receipt is not None and self.receipt.token is None:
             return None  # the start had nowhere to go: this run goes unpinged
+        if os.getpid() != self.pid:
+            return None  # a child forked inside the run: the parent reports it
         if self.client.closed:
             log.warning("outcome ping of %s skipped: its client was closed", shown(self.run.key))
             return None
@@ -112,17 +123,57 @@ def close_run(opened: _Open, exc: BaseException | None) -> None:
 
 
 async def open_run_async(client: SteadyCron, key: str) -> _Open:
-    """:func:`open_run` on a worker thread: the event loop never waits on the network."""
-    import asyncio
+    """:func:`open_run` for a coroutine: the event loop never waits on the network.
 
-    return await asyncio.get_running_loop().run_in_executor(None, open_run, client, key)
+    The deadline is taken here, when the job is called. If the caller is cancelled while
+    the start is on its way, a fail follows it before the cancellation goes on (API.md
+    §3: a run is closed once it is opened).
+    """
+    deadline = client.new_deadline()
+    run, ping = _new_run(key)
+    if client.never_blocks:
+        return _Open(client, run, client.send(ping, deadline=deadline))
+    from . import _offload
+
+    start = _offload.submit(functools.partial(client.send, ping, deadline=deadline))
+    try:
+        receipt = await _offload.result(start, deadline)
+    except ConfigurationError:
+        raise
+    except BaseException:
+        fail = functools.partial(_fail_after, client, ping, start)
+        await _offload.result(_offload.submit(fail), deadline + client.config.ping_timeout)
+        raise
+    return _Open(client, run, receipt)
+
+
+def _fail_after(client: SteadyCron, start: Ping, sending: Future[Receipt]) -> None:
+    """Once *start* has been sent (or given up), follow it with a fail: its run was
+    cancelled before its body began."""
+    try:
+        receipt = sending.result(timeout=client.config.ping_timeout + 1.0)
+    except BaseException:  # never sent: nothing to close
+        return
+    if receipt.token is not None and not client.closed:
+        client.send(start._replace(state="fail"), token=receipt.token)
 
 
 async def close_run_async(opened: _Open, exc: BaseException | None) -> None:
-    """:func:`close_run` on a worker thread."""
-    import asyncio
+    """:func:`close_run` for a coroutine: the outcome goes out even if the caller is
+    cancelled while waiting for it."""
+    state, message = _outcome(exc, opened.client.config.capture_errors)
+    ping = opened.outcome_ping(state, message)
+    if ping is None:
+        return
+    client = opened.client
+    if client.never_blocks:
+        client.send(ping, token=opened.token)
+        return
+    from . import _offload
 
-    await asyncio.get_running_loop().run_in_executor(None, close_run, opened, exc)
+    deadline = client.new_deadline()
+    send = functools.partial(client.send, ping, deadline=deadline, token=opened.token)
+    await _offload.result(_offload.submit(send), deadline)
 
 
 _open_runs: contextvars.ContextVar[tuple[tuple[RunContext, _Open], ...]] = contextvars.ContextVar(
@@ -228,12 +279,66 @@ def track(client: ClientSource, key: str) -> Callable[[F], F]:
             except BaseException as exc:
                 close_run(opened, exc)
                 raise
+            if result is not None and inspect.isawaitable(result):
+                return _outcome_when_awaited(opened, result)
             close_run(opened, None)
             return result
 
         return run  # type: ignore[return-value]
 
     return decorate
+
+
+async def _outcome_when_awaited(opened: _Open, awaitable: Awaitable[T]) -> T:
+    """A plain function handed back an awaitable (a sync wrapper around an ``async def``):
+    its run ends when that completes, the way it completes."""
+    try:
+        result = await awaitable
+    except BaseException as exc:
+        await close_run_async(opened, exc)
+        raise
+    await close_run_async(opened, None)
+    return result
+
+
+class ManualRun:
+    """A run opened by :meth:`Monitor.start`: end it once, with :meth:`success` or
+    :meth:`fail`; both pings carry its ``run_id``, as the start did."""
+
+    def __init__(self, opened: _Open) -> None:
+        self._opened = opened
+        self._ended: State | None = None
+
+    def __repr__(self) -> str:
+        return f"ManualRun(key={self.key!r}, run_id={self.run_id!r}, ended={self._ended!r})"
+
+    @property
+    def key(self) -> str:
+        return self._opened.run.key
+
+    @property
+    def run_id(self) -> str:
+        return self._opened.run.run_id
+
+    def success(self, message: str | None = None) -> None:
+        """End the run as a success (*message* is shown with the ping)."""
+        self._end("success", message)
+
+    def fail(self, message: str | None = None) -> None:
+        """End the run as a failure (*message* says why)."""
+        self._end("fail", message)
+
+    def _end(self, state: State, message: str | None) -> None:
+        Ping.checked(self.key, state, message)  # misuse raises before anything is sent
+        if self._ended is not None:
+            raise RuntimeError(
+                f"run {self.run_id} of {shown(self.key)} already ended with {self._ended!r}"
+            )
+        self._ended = state
+        opened = self._opened
+        if opened.receipt is not None and opened.receipt.token is None:
+            return  # its start had nowhere to go: the run goes unpinged, as a tracked one
+        opened.client.send(Ping(self.key, state, message, self.run_id), token=opened.token)
 
 
 class Monitor:
@@ -257,6 +362,11 @@ class Monitor:
     ) -> None:
         """Send one ping; raises only for misuse or misconfiguration, never for delivery."""
         self._pick_client().send(Ping.checked(self.key, state, message, run_id))
+
+    def start(self) -> ManualRun:
+        """Send a start ping with a fresh run id, and return the run to end with
+        ``success()`` or ``fail()``: start and outcome are paired without handling ids."""
+        return ManualRun(open_run(self._pick_client(), self.key))
 
     def _pick_client(self) -> SteadyCron:
         if self._client is not None:

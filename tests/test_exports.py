@@ -24,7 +24,7 @@ def test_the_documented_names_are_exported() -> None:
         "Config", "SteadyCron", "Monitor", "job", "monitor", "configure", "default_client",
         "clear_cache", "SteadyCronError", "ConfigurationError", "AuthenticationError",
         "MonitorNotFoundError", "AmbiguousJobKeyError", "InvalidMonitorKindError",
-        "ResolutionUnavailableError", "__version__",
+        "ResolutionUnavailableError", "ManualRun", "__version__",
     }  # fmt: skip
     assert documented <= set(steadycron.__all__)
     transports = {
