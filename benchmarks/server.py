@@ -10,16 +10,16 @@ shared memory, so the measuring process can report connections per run.
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import ssl
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
+
+from steadycron._protocol import resolution_body, resolve_key_of
 
 from .tls import TlsFiles
 
@@ -35,11 +35,9 @@ _HEADER_END = b"\r\n\r\n"
 def _answer(request_line: bytes) -> bytes:
     """The response to one request: a resolve gets the monitor's JSON, anything else "OK"."""
     target = request_line.split(b" ", 2)[1].decode("latin-1")
-    url = urllib.parse.urlsplit(target)
-    if url.path == "/api/monitors/resolve":
-        key = urllib.parse.parse_qs(url.query).get("key", ["job"])[0]
-        document = {"key": key, "job_id": f"job-{key}", "kind": "heartbeat", "ping_token": key}
-        body, content_type = json.dumps(document).encode(), b"application/json"
+    key = resolve_key_of(target)
+    if key is not None:
+        body, content_type = resolution_body(key, key or "job"), b"application/json"
     else:
         body, content_type = b"OK", b"text/plain"
     return (

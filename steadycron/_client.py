@@ -14,7 +14,6 @@ import functools
 import logging
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,8 +24,9 @@ from ._config import Config, check_key
 from ._message import clip_head
 from ._ping import UNPINGED, Ping, Receipt, State
 from ._pinger import Exchange, Pinger
+from ._protocol import NO_BODY_HEADERS, PATH_SUFFIX, TEXT_HEADERS, ping_query, token_segment
 from ._redact import quote_text, shown
-from ._resolver import USER_AGENT, Resolver
+from ._resolver import Resolver
 from ._run import Monitor, RunContext, track
 from .transports._base import Request, Transport, check_transport
 
@@ -34,43 +34,29 @@ __all__ = ["State", "SteadyCron"]
 
 log = logging.getLogger("steadycron")
 
-_PATH_SUFFIX = {"start": "/start", "success": "", "fail": "/fail"}
-_TEXT_BODY = {"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"}
-_NO_BODY = {"User-Agent": USER_AGENT}
 #: Sent as the API key while a transport stands in for SteadyCron and none is set.
 _STAND_IN_API_KEY = "sc_ro_stand_in"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _path_segment(token: str) -> str:
-    """*token* as exactly one path segment: nothing in it can change path or query."""
-    segment = urllib.parse.quote(token, safe="")
-    # "." and ".." survive quoting but are dot-segments that URL normalisation removes.
-    return segment.replace(".", "%2E") if segment in (".", "..") else segment
-
-
 def ping_target(ping_url: str, token: str, environment: str | None) -> tuple[str, str]:
     """The URL up to the state suffix, and the query's ``env`` part."""
-    env_query = "" if environment is None else f"env={urllib.parse.quote(environment, safe='')}"
-    return f"{ping_url}/{_path_segment(token)}", env_query
+    return f"{ping_url}/{token_segment(token)}", ping_query(environment, None)
 
 
 def ping_request(target: tuple[str, str], ping: Ping) -> Request:
     """The wire form of *ping* (PROTOCOL.md: path per state, env and run_id in the query)."""
     base, query = target
-    url = base + _PATH_SUFFIX[ping.state]
-    run_id = ping.run_id
-    if run_id:
-        # A run's own id is 32 hex digits, which quoting leaves as they are: skip it.
-        safe = run_id.isascii() and run_id.isalnum()
-        run_query = f"run_id={run_id if safe else urllib.parse.quote(run_id, safe='')}"
+    url = base + PATH_SUFFIX[ping.state]
+    if ping.run_id:
+        run_query = ping_query(None, ping.run_id)
         query = f"{query}&{run_query}" if query else run_query
     if query:
         url = f"{url}?{query}"
     if not ping.message:
-        return Request("POST", url, _NO_BODY)
-    return Request("POST", url, _TEXT_BODY, clip_head(ping.message).encode("utf-8"))
+        return Request("POST", url, NO_BODY_HEADERS)
+    return Request("POST", url, TEXT_HEADERS, clip_head(ping.message).encode("utf-8"))
 
 
 class _Wiring:

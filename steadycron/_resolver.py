@@ -5,11 +5,9 @@ Each client has its own resolver, so tenants never see each other's tokens.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 
 import attrs
@@ -25,14 +23,12 @@ from ._exceptions import (
 )
 from ._forksafe import reset_after_fork
 from ._pinger import Exchange
+from ._protocol import read_resolution, resolve_headers, resolve_url, server_message
 from ._redact import quote_text, shown
-from ._version import __version__
 from .transports._base import Request, Response
 
 log = logging.getLogger("steadycron")
 
-USER_AGENT = f"steadycron-python/{__version__}"
-RESOLVE_PATH = "/api/monitors/resolve"
 
 Fetch = Callable[[Request, float], Exchange]
 
@@ -54,12 +50,8 @@ class _Flight:
 
 def _server_message(response: Response, secrets: list[str | None]) -> str | None:
     """The server's own explanation from an error body, scrubbed of secrets and cut short."""
-    try:
-        body = json.loads(response.body)
-    except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
-        return None
-    message = body.get("message") if isinstance(body, dict) else None
-    if not isinstance(message, str) or not message:
+    message = server_message(response.body)
+    if message is None:
         return None
     return quote_text(message, secrets)
 
@@ -67,23 +59,18 @@ def _server_message(response: Response, secrets: list[str | None]) -> str | None
 def _token_from(key: str, response: Response, secrets: list[str | None]) -> str:
     """The ping token of a 200 answer; an answer that is not what the API sends is an outage."""
     try:
-        body = json.loads(response.body)
-    except (ValueError, RecursionError):  # deeply nested JSON exhausts the decoder's stack
-        body = None
-    token = body.get("ping_token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token or not is_sendable(token):
+        resolution = read_resolution(response.body)
+    except ValueError as exc:
         raise ResolutionUnavailableError(
-            f"monitor key {shown(key)}: the resolve answer was not SteadyCron's JSON "
-            "(a proxy or captive portal in the way?)",
-            key=key,
-        )
-    kind = body.get("kind", "heartbeat")
-    if not isinstance(kind, str):
+            f"monitor key {shown(key)}: {exc} (a proxy or captive portal in the way?)", key=key
+        ) from None
+    token = resolution.token
+    if token is None or not is_sendable(token):
         raise ResolutionUnavailableError(
-            f"monitor key {shown(key)}: the resolve answer's kind was not a string", key=key
+            f"monitor key {shown(key)}: the resolve answer held no usable ping token", key=key
         )
-    if kind != "heartbeat":
-        kind = quote_text(kind, [token, *secrets], limit=40)
+    if resolution.kind != "heartbeat":
+        kind = quote_text(resolution.kind, [token, *secrets], limit=40)
         raise InvalidMonitorKindError(key, kind=kind, status=response.status)
     return token
 
@@ -177,15 +164,7 @@ class Resolver:
                 "or STEADYCRON_API_KEY, or give its ping token in steadycron.monitors",
                 key=key,
             )
-        request = Request(
-            "GET",
-            f"{config.api_url}{RESOLVE_PATH}?{urllib.parse.urlencode({'key': key})}",
-            {
-                "Authorization": f"Bearer {config.api_key}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-        )
+        request = Request("GET", resolve_url(config.api_url, key), resolve_headers(config.api_key))
         exchange = self._fetch(request, deadline)
         response = exchange.response
         if response is None or response.status == 429 or response.status >= 500:

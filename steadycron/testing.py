@@ -25,6 +25,7 @@ import attrs
 from ._client import SteadyCron
 from ._config import Config
 from ._default import default_client
+from ._protocol import read_ping, resolve_key_of
 from .transports._base import Request, Response
 from .transports._memory import InMemoryTransport
 
@@ -95,7 +96,7 @@ class _RecordingTransport(InMemoryTransport):
 
     def send(self, request: Request, *, timeout: float) -> Response:
         response = super().send(request, timeout=timeout)
-        if "/api/monitors/resolve" not in request.url:
+        if resolve_key_of(request.url) is None:
             self._record_ping(request)
         return response
 
@@ -103,15 +104,14 @@ class _RecordingTransport(InMemoryTransport):
         config = self._settings()
         url = urllib.parse.urlsplit(request.url)
         ping_base = urllib.parse.urlsplit(config.ping_url).path
-        segments = url.path[len(ping_base) :].strip("/").split("/")
-        token = urllib.parse.unquote(segments[0])
-        state = segments[1] if len(segments) > 1 else "success"
+        target = read_ping(url.path, url.query, base_path=ping_base)
+        if target is None:
+            return
         direct = {t: k for k, t in config.monitors.items()}
-        key = self._keys_by_token.get(token) or direct.get(token) or token
-        query = dict(urllib.parse.parse_qsl(url.query))
+        key = self._keys_by_token.get(target.token) or direct.get(target.token) or target.token
         message = request.body.decode("utf-8") if request.body else None
         now = datetime.datetime.now(datetime.timezone.utc)
-        ping = Ping(key, state, query.get("run_id"), query.get("env"), message, now)
+        ping = Ping(key, target.state, target.run_id, target.environment, message, now)
         self.recorder._append(ping)
 
 

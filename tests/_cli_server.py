@@ -21,6 +21,8 @@ from pathlib import Path
 
 import attrs
 
+from steadycron._protocol import read_ping, resolve_key_of
+
 API_KEY = "sc_ro_test_key"
 REPOSITORY = Path(__file__).resolve().parent.parent
 #: The command under test; ``-m`` so the tests need no installed script.
@@ -84,11 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         fake = self.server.fake
-        url = urllib.parse.urlsplit(self.path)
-        if url.path != "/api/monitors/resolve":
+        key = resolve_key_of(self.path)
+        if key is None:
             self._answer(404, {"error": "not_found", "message": "no such endpoint"})
             return
-        key = urllib.parse.parse_qs(url.query).get("key", [""])[0]
         fake.resolves.append(key)
         time.sleep(fake.resolve_delay)
         if self.headers.get("Authorization") != f"Bearer {API_KEY}":
@@ -106,19 +107,14 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8")
-        token, _, state = url.path.lstrip("/").partition("/")
-        token = urllib.parse.unquote(token)
-        query = urllib.parse.parse_qs(url.query)
+        target = read_ping(url.path, url.query)
+        if target is None:
+            self._answer(404, {"error": "not_found", "message": "no such endpoint"})
+            return
         fake.record(
-            ReceivedPing(
-                token=token,
-                state=state or "success",
-                env=query.get("env", [None])[0],
-                run_id=query.get("run_id", [None])[0],
-                body=body,
-            )
+            ReceivedPing(target.token, target.state, target.environment, target.run_id, body)
         )
-        if token in fake.broken_tokens:
+        if target.token in fake.broken_tokens:
             self._answer(500, {"error": "internal", "message": "try again"})
         else:
             self._answer(202, {"ok": True})

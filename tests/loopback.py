@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+from steadycron._protocol import RESOLVE_PATH
+
 HOST = "127.0.0.1"
 
 
@@ -74,7 +76,7 @@ class StandIn:
         self.api_key = api_key
 
     def __call__(self, request: Received) -> Answer:
-        if request.path == "/api/monitors/resolve":
+        if request.path == RESOLVE_PATH:
             auth = request.headers.get("authorization", "")
             if not auth.startswith("Bearer ") or (
                 self.api_key is not None and auth != f"Bearer {self.api_key}"

@@ -251,7 +251,7 @@ def test_without_capture_the_fail_message_has_no_output(fake: FakeSteadyCron) ->
 
 
 def test_captured_tail_is_bounded_in_memory() -> None:
-    from steadycron._wrap import TAIL_BYTES, _Tail
+    from steadycron.cli.process import TAIL_BYTES, _Tail
 
     tail = _Tail(TAIL_BYTES)
     for number in range(10_000):
@@ -263,8 +263,8 @@ def test_captured_tail_is_bounded_in_memory() -> None:
 @pytest.mark.parametrize("tail_size", [0, 1, 900, 1023, 1024, 1025, 5000])
 @pytest.mark.parametrize("character", ["x", "é", "𝄞"])
 def test_fail_message_always_fits_the_ping_body(tail_size: int, character: str) -> None:
-    from steadycron._cli import _fail_message
-    from steadycron._wrap import Outcome
+    from steadycron.cli.process import Outcome
+    from steadycron.cli.run import fail_message as _fail_message
 
     tail = (character * tail_size).encode()
     message = _fail_message(Outcome(1, tail=tail))

@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from steadycron._cli import main as cli_main
-from steadycron._devserver import (
+from steadycron.cli import main as cli_main
+from steadycron.cli.devserver import (
     DevServer,
     ReceivedPing,
     Timeline,
-    _add_arguments,
+    add_arguments,
     dev_job_id,
     dev_token,
     format_duration,
@@ -588,7 +588,7 @@ def test_server_notes_resolves_and_unknown_tokens() -> None:
 
 def test_the_command_line_parses_dev_server_options(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="steadycron dev-server")
-    _add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(["m.yaml", "--monitor", "a", "--monitor", "b", "--port", "0"])
     assert (args.manifests, args.monitor, args.port, args.json) == (
         ["m.yaml"],
@@ -639,7 +639,7 @@ def test_bad_manifest_in_process_returns_2(
 # restores Python's own handler so Ctrl-C is tested the way a terminal delivers it.
 CHILD_PROGRAM = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from steadycron._devserver import main; sys.exit(main())"
+    "from steadycron.cli.devserver import main; sys.exit(main())"
 )
 
 

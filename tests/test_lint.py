@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _cli_server import steadycron
 
-from steadycron._lint import find_key_uses
+from steadycron.cli.lint import find_key_uses
 
 MANIFEST = """\
 version: 2
@@ -329,7 +329,7 @@ def test_manifest_is_required(project: Path) -> None:
 
 
 def test_help_lists_every_code() -> None:
-    from steadycron._lint import CODES
+    from steadycron.cli.lint import CODES
 
     result = steadycron("lint", "--help")
     for code in CODES:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from steadycron._manifest import ManifestError, ManifestJob, load_manifests, slugify
+from steadycron.cli.manifest import ManifestError, ManifestJob, load_manifests, slugify
 
 
 def write(path: Path, text: str) -> Path:

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.parse
 from collections.abc import Callable, Mapping
 
+from .._protocol import JSON_HEADERS, error_body, resolution_body
+from .._protocol import resolve_key_of as _resolve_key_of_url
 from ._base import Request, Response
-
-RESOLVE_PATH = "/api/monitors/resolve"
-_JSON = {"Content-Type": "application/json"}
 
 Handler = Callable[[Request], "Response | None"]
 
 
 def _resolve_answer(key: str, token: str, kind: str = "heartbeat") -> Response:
-    body = {"key": key, "job_id": f"job_{key}", "kind": kind, "ping_token": token}
-    return Response(200, _JSON, json.dumps(body).encode())
+    return Response(200, JSON_HEADERS, resolution_body(key, token, kind=kind))
 
 
 def _error_answer(status: int, code: str, message: str) -> Response:
-    return Response(status, _JSON, json.dumps({"error": code, "message": message}).encode())
+    return Response(status, JSON_HEADERS, error_body(code, message))
 
 
 def resolve_key_of(request: Request) -> str | None:
     """The key a resolve request asks for, or None when *request* is no resolve."""
-    if RESOLVE_PATH not in request.url:
-        return None
-    url = urllib.parse.urlsplit(request.url)
-    if url.path.rstrip("/").endswith(RESOLVE_PATH):
-        return urllib.parse.parse_qs(url.query).get("key", [""])[0]
-    return None
+    return _resolve_key_of_url(request.url)
 
 
 class InMemoryTransport:

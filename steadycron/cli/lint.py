@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
-    from steadycron._manifest import ManifestJob
+    from steadycron.cli.manifest import ManifestJob
 
 #: Code -> (severity, meaning). Codes are stable: scripts and noqa comments name them.
 CODES = {
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from steadycron._manifest import ManifestError, load_manifests
+    from steadycron.cli.manifest import ManifestError, load_manifests
 
     try:
         jobs = load_manifests(args.manifest)

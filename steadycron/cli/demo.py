@@ -16,7 +16,7 @@ from typing import IO
 
 import steadycron
 
-from ._devserver import DevServer, Timeline
+from .devserver import DevServer, Timeline
 
 KEYS = ("nightly-db-backup", "hourly-report", "warm-search-index")
 

@@ -1,0 +1,97 @@
+"""The dev server's timeline: each ping as a readable line, or as one JSON object."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from typing import IO
+
+from .server import ReceivedPing
+
+UTC = timezone.utc
+
+
+_COLORS = {"start": "36", "success": "32", "fail": "31", "dim": "2"}
+MESSAGE_WIDTH = 100
+
+
+def format_duration(seconds: float) -> str:
+    """Format a run's duration for a human: 85ms, 4.2s, 3m05s, 1h02m."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) -> str:
+    """One timeline line: local time, key, state, environment, run, duration, message."""
+
+    def paint(text: str, style: str) -> str:
+        return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
+
+    parts = [
+        paint(ping.at.astimezone().strftime("%H:%M:%S.%f")[:-3], "dim"),
+        ping.key.ljust(key_width),
+        paint(ping.state.ljust(7), ping.state) if ping.state in _COLORS else ping.state,
+    ]
+    if ping.environment:
+        parts.append(f"env={ping.environment}")
+    if ping.run_id:
+        parts.append(f"run={ping.run_id[:8]}")
+    if ping.duration is not None:
+        parts.append(f"took {format_duration(ping.duration)}")
+    if ping.message:
+        first_line = ping.message.strip().splitlines()[0] if ping.message.strip() else ""
+        if len(first_line) > MESSAGE_WIDTH:
+            first_line = first_line[: MESSAGE_WIDTH - 3] + "..."
+        if first_line:
+            parts.append(f'"{first_line}"')
+    return "  ".join(parts).rstrip()
+
+
+class Timeline:
+    """Prints pings as they arrive: readable lines, or one JSON object per ping."""
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        as_json: bool = False,
+        color: bool = False,
+        key_width: int = 0,
+        notes: IO[str] | None = None,
+    ) -> None:
+        self._stream = stream
+        self._notes = stream if notes is None else notes
+        self._as_json = as_json
+        self._color = color
+        self._key_width = key_width
+        self._lock = threading.Lock()
+
+    def ping(self, ping: ReceivedPing) -> None:
+        if self._as_json:
+            line = json.dumps(ping.to_json())
+        else:
+            line = format_ping(ping, key_width=self._key_width, color=self._color)
+        self._write(self._stream, line)
+
+    def note(self, text: str) -> None:
+        time = datetime.now(UTC).astimezone().strftime("%H:%M:%S.%f")[:-3]
+        line = f"{time}  {text}"
+        if self._color:
+            line = f"\x1b[{_COLORS['dim']}m{line}\x1b[0m"
+        self._write(self._notes, line)
+
+    def _write(self, stream: IO[str], line: str) -> None:
+        with self._lock:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed pipe must not cost the job its answer

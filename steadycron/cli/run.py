@@ -1,0 +1,126 @@
+"""``steadycron run KEY -- COMMAND``: run a command as a monitored job."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from .common import (
+    EXIT_USAGE,
+    PROG,
+    Monitoring,
+    add_settings,
+    report_misconfiguration,
+    say,
+    subparser,
+    warn,
+)
+
+if TYPE_CHECKING:
+    from .common import Subparsers
+    from .process import Outcome, SignalForwarder
+
+EPILOG = """\
+examples:
+  steadycron run nightly-db-backup -- /usr/local/bin/backup.sh --full
+  steadycron run nightly-db-backup --capture -- pg_dump -f /backups/db.sql app
+  steadycron run report --environment staging -- sh -c 'make report && make upload'
+
+  crontab:
+  15 3 * * * steadycron run nightly-db-backup --capture -- /usr/local/bin/backup.sh
+
+A start ping is sent, the command runs (without a shell, unless you invoke one) with its
+output passed through unchanged, then a success ping (exit code 0) or a fail ping saying
+how it ended. SIGINT and SIGTERM sent to steadycron reach the command.
+
+exit status: the command's own (128+N when killed by signal N, 127 when it could not be
+started). When SteadyCron is unreachable or the key is wrong the command still runs and
+the problem is printed on stderr; with --strict a wrong key or setting exits 2 before
+anything runs.
+"""
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparser(subparsers, "run", "run a command and report how it ended", EPILOG)
+    parser.usage = f"{PROG} run KEY [options] -- COMMAND [ARGS ...]"
+    parser.add_argument("key", metavar="KEY", help="monitor key (the job id in the manifest)")
+    parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="put the end of the command's output into the fail message",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 without running the command when the key or a setting is wrong",
+    )
+    add_settings(parser)
+    parser.set_defaults(func=command, command=None, usage_error=parser.error)
+
+
+def command(args: argparse.Namespace) -> int:
+    import uuid
+
+    from steadycron._exceptions import ConfigurationError
+    from steadycron.cli.process import forwarding_signals
+
+    if not args.command:
+        args.usage_error("give the command after '--': steadycron run KEY -- COMMAND [ARGS ...]")
+    run_id = uuid.uuid4().hex
+
+    with forwarding_signals() as forwarder:
+        try:
+            monitoring = Monitoring(args)
+        except (ValueError, TypeError) as exc:
+            return _run_unmonitored(args, forwarder, exc)
+        with monitoring:
+            try:
+                monitoring.ping(args.key, "start", run_id=run_id)
+            except ConfigurationError as exc:
+                return _run_unmonitored(args, forwarder, exc)
+
+            outcome = _run_command(args, forwarder)
+
+            if outcome.succeeded:
+                monitoring.ping(args.key, "success", run_id=run_id)
+            else:
+                monitoring.ping(args.key, "fail", fail_message(outcome), run_id=run_id)
+    return outcome.exit_code
+
+
+def _run_unmonitored(
+    args: argparse.Namespace, forwarder: SignalForwarder, problem: Exception
+) -> int:
+    """Misconfigured: run the command anyway (its exit code unchanged) unless --strict."""
+    report_misconfiguration(problem)
+    if args.strict:
+        return EXIT_USAGE
+    warn("running the command without monitoring")
+    return _run_command(args, forwarder).exit_code
+
+
+def _run_command(args: argparse.Namespace, forwarder: SignalForwarder) -> Outcome:
+    from steadycron.cli.process import run_command
+
+    outcome = run_command(args.command, forwarder, capture=args.capture)
+    if outcome.start_error is not None:
+        say("error", outcome.describe())
+    return outcome
+
+
+def fail_message(outcome: Outcome) -> str:
+    """How the command ended, followed by the end of its output when it was captured."""
+    from steadycron._message import MARKER, MAX_MESSAGE_BYTES, clip_tail
+
+    summary = outcome.describe()
+    output = outcome.tail.decode("utf-8", "replace").rstrip()
+    if not output:
+        return summary
+    heading = f"{summary}; output ends with:\n"
+    room = MAX_MESSAGE_BYTES - len(heading.encode("utf-8"))
+    tail = clip_tail(output).encode("utf-8")
+    if len(tail) > room:
+        # clip_tail fits a whole message body; the heading needs its share of it too.
+        kept = tail[len(tail) - room + len(MARKER) :]
+        return heading + MARKER + kept.decode("utf-8", "ignore")
+    return heading + tail.decode("utf-8")
