@@ -71,6 +71,8 @@ class _Wiring:
         self.transport = transport
         self.lock = threading.Lock()
         self.stands_in = False
+        #: Whether ``close()`` only releases connections, leaving the clients usable.
+        self.reopens = False
 
 
 class SteadyCron:
@@ -131,8 +133,8 @@ class SteadyCron:
     @property
     def never_blocks(self) -> bool:
         """Whether the transport answers at once (an in-memory one): then coroutines ping
-        inline instead of on a thread."""
-        return getattr(self.transport, "blocking", True) is False
+        inline instead of on a thread. The default transport, not built yet, blocks."""
+        return getattr(self._wiring.transport, "blocking", True) is False
 
     # -- the public API ---------------------------------------------------------------
 
@@ -176,8 +178,8 @@ class SteadyCron:
 
     def close(self) -> None:
         """Release pooled connections and worker threads; the client is not used again."""
-        self._closed = True
         wiring = self._wiring
+        self._closed = not wiring.reopens
         with wiring.lock:
             transport, wiring.transport = wiring.transport, None
         if transport is not None:
@@ -291,6 +293,15 @@ class SteadyCron:
                 wiring.transport, wiring.stands_in = previous, stood_in
             self.clear_cache()
 
+    @classmethod
+    def _reopening(cls, config: Config) -> SteadyCron:
+        """A client whose ``close()`` only releases its connections and worker threads:
+        the next ping opens fresh ones. The default client is one, because the module
+        functions, and runs in flight, go on using it."""
+        client = cls(config)
+        client._wiring.reopens = True
+        return client
+
     def _with_config(self, config: Config) -> SteadyCron:
         """A client for *config* on this one's wiring, workers and resolution cache.
 
@@ -300,7 +311,6 @@ class SteadyCron:
         """
         successor = copy.copy(self)
         successor._config = config
-        successor._closed = False
         return successor
 
     def _check_open(self) -> None:

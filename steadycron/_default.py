@@ -126,18 +126,18 @@ class DefaultClient:
 
     A rebuilt client carries on its predecessor's transport, workers and resolved tokens
     (the tokens only while the API key and URL stay the same). Closing it only releases
-    its connections: the next use builds a client with fresh ones.
+    its connections and threads: the next ping opens fresh ones.
     """
 
     def __init__(self, settings: DefaultSettings) -> None:
         self._settings = settings
-        self._client = SteadyCron(Config())
+        self._client = SteadyCron._reopening(Config())
         self._seen: tuple[object, ...] | None = None
 
     def current(self) -> SteadyCron:
         """The client for the settings as they are now."""
         client = self._client
-        if self._seen != self._settings.snapshot_key() or client.closed:
+        if self._seen != self._settings.snapshot_key():
             client = self._rebuild()
         return client
 
@@ -161,7 +161,7 @@ class DefaultClient:
             old.close()
 
     def close(self) -> None:
-        """Close the client it holds (transport included)."""
+        """Release the connections and threads of the client it holds."""
         self._client.close()
 
 
