@@ -110,6 +110,23 @@ def test_async_runs_keep_their_bound_while_the_default_executor_is_busy(
         assert server.paths() == [f"/{TOKEN}/start", f"/{TOKEN}"] * 2
 
 
+def test_sixty_async_jobs_at_once_each_keep_their_bound() -> None:
+    with silent_listener() as url:
+        config = Config(ping_url=url, monitors={KEY: TOKEN}, ping_timeout=PING_TIMEOUT)
+        with SteadyCron(config, transport=Urllib3Transport()) as client:
+
+            @client.job(KEY)
+            async def job(n: int) -> int:
+                await asyncio.sleep(0.01)
+                return n
+
+            async def sixty() -> None:
+                assert await asyncio.gather(*(job(n) for n in range(60))) == list(range(60))
+
+            elapsed = run_with_busy_default_executor(sixty)
+    assert elapsed < 2 * PING_TIMEOUT + MARGIN
+
+
 # -- a run is closed once it is opened -----------------------------------------------
 
 
