@@ -302,6 +302,10 @@ class SteadyCron:
         client._wiring.reopens = True
         return client
 
+    def _shares_wiring_with(self, other: SteadyCron) -> bool:
+        """Whether both clients send on one wiring (the default client, rebuilt)."""
+        return self._wiring is other._wiring
+
     def _with_config(self, config: Config) -> SteadyCron:
         """A client for *config* on this one's wiring, workers and resolution cache.
 

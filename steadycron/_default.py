@@ -160,6 +160,10 @@ class DefaultClient:
         if old is not None and old is not transport:
             old.close()
 
+    def holds(self, client: SteadyCron) -> bool:
+        """Whether *client* is this default client, as built for any settings."""
+        return client._shares_wiring_with(self._client)
+
     def close(self) -> None:
         """Release the connections and threads of the client it holds."""
         self._client.close()
@@ -188,6 +192,13 @@ def _default() -> DefaultClient:
                 _holder = DefaultClient(_settings)
             holder = _holder
     return holder
+
+
+def is_default_client(client: SteadyCron) -> bool:
+    """Whether *client* is the default client (``steadycron.default_client()``, now or
+    before a setting changed)."""
+    holder = _holder
+    return holder is not None and holder.holds(client)
 
 
 def configure(**settings: Any) -> None:
@@ -219,6 +230,26 @@ def reset() -> None:
         _settings = DefaultSettings()
     if holder is not None:
         holder.close()
+
+
+def save_settings() -> Callable[[], None]:
+    """Remember the module settings; the function returned puts them back.
+
+    For the test kit: a test that sets ``steadycron.environment`` must not leave it set for
+    the next one. Restoring keeps the ``steadycron.monitors`` object users may hold.
+    """
+    with _settings.lock:
+        explicit = dict(_settings.explicit)
+        monitors = dict(_settings.monitors)
+
+    def restore() -> None:
+        settings = _settings
+        with settings.lock:
+            settings.explicit = dict(explicit)
+            settings.monitors.replace(monitors)
+            settings.version += 1
+
+    return restore
 
 
 def read_setting(name: str) -> Any:

@@ -9,7 +9,8 @@
     assert pings.states("nightly-db-backup") == ["start", "success"]
     assert pings.last_run("nightly-db-backup").outcome == "success"
 
-With pytest, the ``steadycron_recorder`` fixture does the same around one test.
+With pytest, the ``steadycron_recorder`` fixture does the same around one test; given a
+monitor manifest (``--steadycron-manifest PATH``) it knows exactly the manifest's keys.
 """
 
 from __future__ import annotations
@@ -17,21 +18,22 @@ from __future__ import annotations
 import datetime
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import attrs
 
 from ._client import SteadyCron
 from ._config import Config
-from ._default import default_client
+from ._default import default_client, is_default_client, save_settings
 from ._protocol import read_ping, resolve_key_of
 from .transports._base import Request, Response
-from .transports._memory import InMemoryTransport
+from .transports._memory import InMemoryTransport, _resolve_answer
 
 __all__ = ["Ping", "RecordedRun", "Recorder", "record"]
 
 _OUTCOMES = ("success", "fail")
+_KINDS = ("heartbeat", "http", "agent")
 
 
 @attrs.frozen
@@ -74,10 +76,13 @@ class RecordedRun:
 
 
 class _RecordingTransport(InMemoryTransport):
-    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records."""
+    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records.
 
-    def __init__(self, settings: Callable[[], Config], allowed: frozenset[str] | None) -> None:
-        super().__init__()
+    *allowed* maps the keys that exist to their job kind (None: any key is a heartbeat).
+    """
+
+    def __init__(self, settings: Callable[[], Config], allowed: Mapping[str, str] | None) -> None:
+        super().__init__(handler=self._resolve_other_kinds)
         self._settings = settings
         self._allowed = allowed
         self._keys_by_token: dict[str, str] = {}
@@ -93,6 +98,14 @@ class _RecordingTransport(InMemoryTransport):
                 token = self._tokens_by_key[key] = f"recorded-{len(self._tokens_by_key)}"
                 self._keys_by_token[token] = key
         return token
+
+    def _resolve_other_kinds(self, request: Request) -> Response | None:
+        """Answer the resolve of a non-heartbeat job with its kind, as SteadyCron does."""
+        key = resolve_key_of(request.url)
+        kind = None if key is None or self._allowed is None else self._allowed.get(key)
+        if key is None or kind is None or kind == "heartbeat":
+            return None
+        return _resolve_answer(key, self.token_for(key) or "", kind)
 
     def send(self, request: Request, *, timeout: float) -> Response:
         response = super().send(request, timeout=timeout)
@@ -167,20 +180,44 @@ class Recorder:
 
 @contextmanager
 def record(
-    client: SteadyCron | None = None, *, keys: Iterable[str] | None = None
+    client: SteadyCron | None = None, *, keys: Iterable[str] | Mapping[str, str] | None = None
 ) -> Iterator[Recorder]:
     """Record the pings of *client* (the default client when omitted) instead of sending them.
 
     Any key resolves, unless *keys* lists the allowed ones: then other keys get 404, as on
-    the real server, so a typo in a key fails the test. Works with no API key set and with
-    direct tokens. On exit the client's transport and resolution cache are restored.
+    the real server, so a typo in a key fails the test. *keys* may also map each key to its
+    job kind, as a monitor manifest does: each key then resolves with its kind, so the SDK
+    answers as it would for real (an ``http`` job is refused: ``InvalidMonitorKindError``).
+    Works with no API key set and with direct tokens.
+
+    On exit the client's transport and resolution cache are restored, and for the default
+    client the module settings too (``steadycron.environment = ...`` inside the block does
+    not outlive it).
     """
     if client is None:
         # The default client is rebuilt when a setting changes: ask for the current one.
         client, settings = default_client(), lambda: default_client().config
     else:
         settings = lambda: client.config  # noqa: E731 -- the same shape as above
-    allowed = None if keys is None else frozenset(keys)
-    transport = _RecordingTransport(settings, allowed)
-    with client.stand_in(transport):
-        yield transport.recorder
+    transport = _RecordingTransport(settings, _allowed_kinds(keys))
+    restore_settings = save_settings() if is_default_client(client) else None
+    try:
+        with client.stand_in(transport):
+            yield transport.recorder
+    finally:
+        if restore_settings is not None:
+            restore_settings()
+
+
+def _allowed_kinds(keys: Iterable[str] | Mapping[str, str] | None) -> dict[str, str] | None:
+    """*keys* as key -> job kind; a plain list of keys names heartbeat monitors."""
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be a list of monitor keys, not the string {keys!r}")
+    if not isinstance(keys, Mapping):
+        return dict.fromkeys(keys, "heartbeat")
+    for key, kind in keys.items():
+        if kind not in _KINDS:
+            raise ValueError(f"keys[{key!r}]: the kind must be one of {_KINDS}, not {kind!r}")
+    return dict(keys)

@@ -140,6 +140,11 @@ class Monitoring:
         finally:
             self._logger.removeHandler(self._watch)
 
+    @property
+    def ping_timeout(self) -> float:
+        """The time budget of each ping."""
+        return self._client.config.ping_timeout
+
     def ping(
         self, key: str, state: str, message: str | None = None, *, run_id: str | None = None
     ) -> bool:

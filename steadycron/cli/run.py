@@ -31,7 +31,14 @@ examples:
 
 A start ping is sent, the command runs (without a shell, unless you invoke one) with its
 output passed through unchanged, then a success ping (exit code 0) or a fail ping saying
-how it ended. SIGINT and SIGTERM sent to steadycron reach the command.
+how it ended. SIGINT and SIGTERM sent to steadycron reach the command, and the run is a
+fail "terminated by SIGTERM" however the command then ends.
+
+Kubernetes (a CronJob's container command): on SIGTERM the pod has its grace period
+(terminationGracePeriodSeconds, 30 s by default) before everything is killed. Give the
+same value with --grace-period (or STEADYCRON_GRACE_PERIOD): if the command is still
+running when only the fail ping's time (--timeout) and one second are left, the fail
+ping is sent then, and the command keeps the rest of the grace period.
 
 exit status: the command's own (128+N when killed by signal N, 127 when it could not be
 started). When SteadyCron is unreachable or the key is wrong the command still runs and
@@ -54,6 +61,13 @@ def add_parser(subparsers: Subparsers) -> None:
         action="store_true",
         help="exit 2 without running the command when the key or a setting is wrong",
     )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        metavar="SECONDS",
+        help="time the command has after SIGTERM before it is killed, as the pod's "
+        "terminationGracePeriodSeconds [STEADYCRON_GRACE_PERIOD] (default 30)",
+    )
     add_settings(parser)
     parser.set_defaults(func=command, command=None, usage_error=parser.error)
 
@@ -63,6 +77,7 @@ def command(args: argparse.Namespace) -> int:
 
     from steadycron._exceptions import ConfigurationError
     from steadycron.cli.process import forwarding_signals
+    from steadycron.cli.termination import TerminationWatch, grace_period, report_wait
 
     if not args.command:
         args.usage_error("give the command after '--': steadycron run KEY -- COMMAND [ARGS ...]")
@@ -71,6 +86,7 @@ def command(args: argparse.Namespace) -> int:
     with forwarding_signals() as forwarder:
         try:
             monitoring = Monitoring(args)
+            grace = grace_period(args.grace_period)
         except (ValueError, TypeError) as exc:
             return _run_unmonitored(args, forwarder, exc)
         with monitoring:
@@ -79,13 +95,31 @@ def command(args: argparse.Namespace) -> int:
             except ConfigurationError as exc:
                 return _run_unmonitored(args, forwarder, exc)
 
-            outcome = _run_command(args, forwarder)
+            def overdue(number: int) -> None:
+                message = f"{terminated(number)}; command still running near the end of its "
+                message += f"{grace:g} s grace period"
+                monitoring.ping(args.key, "fail", message, run_id=run_id)
 
-            if outcome.succeeded:
+            watch = TerminationWatch(report_wait(grace, monitoring.ping_timeout), overdue)
+            forwarder.on_signal = watch.signalled
+            outcome = _run_command(args, forwarder)
+            if watch.finished():
+                return outcome.exit_code
+
+            if watch.signal is not None and outcome.start_error is None:
+                message = fail_message(outcome, terminated(watch.signal))
+                monitoring.ping(args.key, "fail", message, run_id=run_id)
+            elif outcome.succeeded:
                 monitoring.ping(args.key, "success", run_id=run_id)
             else:
                 monitoring.ping(args.key, "fail", fail_message(outcome), run_id=run_id)
     return outcome.exit_code
+
+
+def terminated(number: int) -> str:
+    from steadycron.cli.process import signal_name
+
+    return f"terminated by {signal_name(number)}"
 
 
 def _run_unmonitored(
@@ -108,11 +142,12 @@ def _run_command(args: argparse.Namespace, forwarder: SignalForwarder) -> Outcom
     return outcome
 
 
-def fail_message(outcome: Outcome) -> str:
-    """How the command ended, followed by the end of its output when it was captured."""
+def fail_message(outcome: Outcome, reason: str | None = None) -> str:
+    """Why the run failed and how the command ended, followed by the end of its output
+    when it was captured."""
     from steadycron._message import MARKER, MAX_MESSAGE_BYTES, clip_tail
 
-    summary = outcome.describe()
+    summary = outcome.describe() if reason is None else f"{reason}; {outcome.describe()}"
     output = outcome.tail.decode("utf-8", "replace").rstrip()
     if not output:
         return summary

@@ -7,13 +7,18 @@ import threading
 from datetime import datetime, timezone
 from typing import IO
 
+from steadycron._message import clip_head
+
 from .server import ReceivedPing
 
 UTC = timezone.utc
 
 
 _COLORS = {"start": "36", "success": "32", "fail": "31", "dim": "2"}
+#: A one-line message up to this long is shown on the ping line, in quotes.
 MESSAGE_WIDTH = 100
+#: Longer messages go under the ping line, indented past its time column.
+MESSAGE_INDENT = " " * 14
 
 
 def format_duration(seconds: float) -> str:
@@ -30,7 +35,11 @@ def format_duration(seconds: float) -> str:
 
 
 def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) -> str:
-    """One timeline line: local time, key, state, environment, run, duration, message."""
+    """One timeline entry: local time, key, state, environment, run, duration, message.
+
+    A short one-line message ends the line, in quotes; any other message follows in full
+    on the lines below it, indented.
+    """
 
     def paint(text: str, style: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
@@ -46,13 +55,23 @@ def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) 
         parts.append(f"run={ping.run_id[:8]}")
     if ping.duration is not None:
         parts.append(f"took {format_duration(ping.duration)}")
-    if ping.message:
-        first_line = ping.message.strip().splitlines()[0] if ping.message.strip() else ""
-        if len(first_line) > MESSAGE_WIDTH:
-            first_line = first_line[: MESSAGE_WIDTH - 3] + "..."
-        if first_line:
-            parts.append(f'"{first_line}"')
-    return "  ".join(parts).rstrip()
+    message = (ping.message or "").lstrip("\r\n").rstrip()
+    if message and "\n" not in message and "\r" not in message and len(message) <= MESSAGE_WIDTH:
+        parts.append(f'"{message.strip()}"')
+        message = ""
+    line = "  ".join(parts).rstrip()
+    return line + "".join(
+        "\n" + (MESSAGE_INDENT + text).rstrip() for text in _message_lines(message)
+    )
+
+
+def _message_lines(message: str) -> list[str]:
+    """A message too long or too many lines for the ping line, as the lines shown under it.
+
+    Shown whole up to the 1024 bytes a ping may carry: the captured output of a failed
+    ``steadycron run --capture`` is what explains the failure.
+    """
+    return clip_head(message).splitlines() if message else []
 
 
 class Timeline:
