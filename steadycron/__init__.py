@@ -83,6 +83,7 @@ _SETTINGS = (
     "ping_timeout",
     "resolve_cache_ttl",
     "monitors",
+    "token_cache",
 )
 
 # Module settings (properties installed below; the annotations inform type checkers).
@@ -94,6 +95,7 @@ capture_errors: bool
 ping_timeout: float
 resolve_cache_ttl: float
 monitors: MutableMapping[str, str]
+token_cache: str
 
 
 if not TYPE_CHECKING:  # type checkers see the names above, and flag a misspelt one

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -29,6 +29,9 @@ from ._redact import quote_text, shown
 from ._resolver import Resolver
 from ._run import Monitor, RunContext, track
 from .transports._base import Request, Transport, check_transport
+
+if TYPE_CHECKING:
+    from ._token_cache import TokenCache
 
 __all__ = ["State", "SteadyCron"]
 
@@ -98,7 +101,7 @@ class SteadyCron:
         self._config = config
         self._wiring = _Wiring(None if transport is None else check_transport(transport))
         self._pinger = Pinger()
-        self._resolver = Resolver(self._exchange)
+        self._resolver = Resolver(self._exchange, disk=self._token_cache)
         # Ping URLs, built once per token: a cache of this client's, emptied by close().
         self._ping_target = functools.lru_cache(maxsize=256)(ping_target)
         self._closed = False
@@ -173,8 +176,9 @@ class SteadyCron:
         return self._resolver.resolve(key, config, self.new_deadline())
 
     def clear_cache(self) -> None:
-        """Forget cached key -> token resolutions."""
-        self._resolver.clear()
+        """Forget cached key -> token resolutions: all of them in memory, and on disk
+        those made with this client's ``api_url`` and API key."""
+        self._resolver.clear(self.config)
 
     def close(self) -> None:
         """Release pooled connections and worker threads; the client is not used again."""
@@ -259,6 +263,11 @@ class SteadyCron:
     def _exchange(self, request: Request, deadline: float) -> Exchange:
         return self._pinger.exchange(self.transport, request, deadline)
 
+    def _token_cache(self, config: Config) -> TokenCache | None:
+        from ._token_cache import token_cache_for
+
+        return token_cache_for(config.token_cache, self.transport)
+
     # -- seams for the module-level settings and the test kit -------------------------
 
     def replace_transport(self, transport: Transport | None) -> Transport | None:
@@ -309,8 +318,8 @@ class SteadyCron:
     def _with_config(self, config: Config) -> SteadyCron:
         """A client for *config* on this one's wiring, workers and resolution cache.
 
-        The default client moves to new module settings this way (dropping the cache
-        itself when the account changes). Everything but the settings is shared, which
+        The default client moves to new module settings this way. Everything but the
+        settings is shared (tokens are cached per API key and URL), which
         is why a client keeps its mutable state in objects, never in rebound attributes.
         """
         successor = copy.copy(self)

@@ -27,6 +27,8 @@ DEFAULT_PING_TIMEOUT = 5.0
 DEFAULT_RESOLVE_CACHE_TTL = 3600.0
 #: A ping that may take longer than an hour is a mistake (1e10 s overflows the clocks).
 MAX_PING_TIMEOUT = 3600.0
+#: ``token_cache`` value that keeps resolved tokens in memory only.
+TOKEN_CACHE_OFF = "off"  # noqa: S105 -- a setting value, not a password
 
 #: Settings with an environment fallback, and the variable that supplies it.
 ENV_VARS = {
@@ -34,6 +36,7 @@ ENV_VARS = {
     "api_url": "STEADYCRON_API_URL",
     "ping_url": "STEADYCRON_PING_URL",
     "environment": "STEADYCRON_ENVIRONMENT",
+    "token_cache": "STEADYCRON_TOKEN_CACHE",
 }
 
 #: What a good value looks like, for the messages that refuse a bad one.
@@ -42,6 +45,7 @@ EXAMPLES = {
     "api_url": DEFAULT_API_URL,
     "ping_url": DEFAULT_PING_URL,
     "environment": "production",
+    "token_cache": "/var/cache/steadycron",
 }
 
 
@@ -213,6 +217,36 @@ def _resolve_cache_ttl(value: object, label: str = "resolve_cache_ttl") -> float
     return _number(value, label, allow_zero=True)
 
 
+def default_token_cache() -> str:
+    """The user's cache folder for tokens: ``$XDG_CACHE_HOME/steadycron``, else
+    ``~/.cache/steadycron`` (left unexpanded when there is no home to expand it to)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):  # the XDG spec says to ignore a relative one
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "steadycron")
+
+
+def _token_cache(value: object, label: str = "token_cache") -> str:
+    if value is None or value == "":
+        return default_token_cache()
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"{label} must be a folder path (str or os.PathLike) or 'off', "
+            f"not {type(value).__name__}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{label} must be a str path, not bytes")
+    if path.lower() == TOKEN_CACHE_OFF:
+        return TOKEN_CACHE_OFF
+    if "\0" in path:
+        raise ValueError(
+            f"{label} must not contain a NUL character, like "
+            f"{EXAMPLES['token_cache']!r} or 'off'; got {shown(path)}"
+        )
+    return path
+
+
 #: Each setting's check, given the value and the name to blame (the setting by default,
 #: or the environment variable the value was read from).
 CHECKS: dict[str, Callable[[object, str], Any]] = {
@@ -224,6 +258,7 @@ CHECKS: dict[str, Callable[[object, str], Any]] = {
     "ping_timeout": _ping_timeout,
     "resolve_cache_ttl": _resolve_cache_ttl,
     "monitors": _monitors,
+    "token_cache": _token_cache,
 }
 
 
@@ -246,6 +281,9 @@ class Config:
         default=DEFAULT_RESOLVE_CACHE_TTL, converter=_resolve_cache_ttl
     )
     monitors: Mapping[str, str] = attrs.field(factory=dict, converter=_monitors)
+    token_cache: str = attrs.field(
+        default=attrs.Factory(default_token_cache), converter=_token_cache
+    )
 
     def __repr__(self) -> str:
         return (
@@ -253,7 +291,7 @@ class Config:
             f"ping_url={self.ping_url!r}, environment={self.environment!r}, "
             f"capture_errors={self.capture_errors!r}, ping_timeout={self.ping_timeout!r}, "
             f"resolve_cache_ttl={self.resolve_cache_ttl!r}, "
-            f"monitors={_redacted_monitors(self.monitors)})"
+            f"monitors={_redacted_monitors(self.monitors)}, token_cache={self.token_cache!r})"
         )
 
     @classmethod
@@ -270,20 +308,8 @@ class Config:
         for name, variable in ENV_VARS.items():
             raw = os.environ.get(variable)
             if raw and name not in values:
-                values[name] = _from_variable(name, variable, raw)
+                values[name] = CHECKS[name](raw, variable)  # an error names the variable
         return cls(**values)
-
-
-def _from_variable(name: str, variable: str, raw: str) -> Any:
-    """The value of *variable* checked as setting *name*, any error naming the variable."""
-    check = CHECKS.get(name)
-    if check is not None:
-        return check(raw, variable)
-    converter: Callable[[object], Any] = attrs.fields_dict(Config)[name].converter  # type: ignore[assignment]
-    try:
-        return converter(raw)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{variable}: {exc}") from None
 
 
 SETTING_NAMES = tuple(attrs.fields_dict(Config))

@@ -20,7 +20,6 @@ from ._exceptions import ConfigurationError
 from .transports._base import Transport, check_transport
 
 _FIELDS = attrs.fields_dict(Config)
-_DEFAULTS = Config()
 
 # The default client checks its environment variables at every ping (two per run), and
 # only to notice a change. The bytes view answers that without decoding each value, at
@@ -91,7 +90,12 @@ class DefaultSettings:
             return self.explicit[name]
         variable = ENV_VARS.get(name)
         from_env = os.environ.get(variable) if variable else None
-        return from_env or getattr(_DEFAULTS, name)
+        if from_env:
+            return validate_setting(name, from_env) if name == "token_cache" else from_env
+        default = _FIELDS[name].default
+        # A default made by a factory (the user's cache folder) is made at reading time.
+        factory = getattr(default, "factory", None)
+        return default if factory is None else factory()
 
     def assign(self, changes: Mapping[str, Any]) -> None:
         """Validate every change, then apply them all (or none)."""
@@ -125,8 +129,8 @@ class DefaultClient:
     module settings, rebuilt when they change.
 
     A rebuilt client carries on its predecessor's transport, workers and resolved tokens
-    (the tokens only while the API key and URL stay the same). Closing it only releases
-    its connections and threads: the next ping opens fresh ones.
+    (kept per API key and URL). Closing it only releases its connections and threads: the
+    next ping opens fresh ones.
     """
 
     def __init__(self, settings: DefaultSettings) -> None:
@@ -145,11 +149,8 @@ class DefaultClient:
         settings = self._settings
         with settings.lock:
             seen = settings.snapshot_key()
-            config = settings.build_config()
-            previous = self._client
-            client = previous._with_config(config)
-            if self._seen is not None and _account(config) != _account(previous.config):
-                client.clear_cache()  # tokens of another account or API are not ours
+            # Cached tokens are kept per api_url and API key: a switch needs no clearing.
+            client = self._client._with_config(settings.build_config())
             self._client, self._seen = client, seen
         return client
 
@@ -167,10 +168,6 @@ class DefaultClient:
     def close(self) -> None:
         """Release the connections and threads of the client it holds."""
         self._client.close()
-
-
-def _account(config: Config) -> tuple[str | None, str]:
-    return config.api_key, config.api_url
 
 
 _settings = DefaultSettings()

@@ -5,11 +5,13 @@ import time works with settings made later, and each call keeps its own run stat
 overlapping runs of one function never share a run id.
 
 A run is one start ping and one outcome ping with the same run id, both handed to
-:meth:`SteadyCron.send <steadycron.SteadyCron.send>`. The outcome goes where the start
-went (the token in the start's receipt), is sent only by the process that opened the run
-(a child forked inside a job leaves through its frames without a word), and is skipped
-when the start had no token to go to (an outage with nothing cached). Coroutines send on
-threads of their own (``_offload``), or inline when the transport never blocks.
+:meth:`SteadyCron.send <steadycron.SteadyCron.send>`. The outcome is sent only by the
+process that opened the run (a child forked inside a job leaves through its frames
+without a word), and is skipped when the start had no token to go to (an outage with
+nothing cached: a second wait for the same outage would only make the job later). It
+looks its token up as every ping does, so a token refreshed during the run is used.
+Coroutines send on threads of their own (``_offload``), or inline when the transport never
+blocks.
 """
 
 from __future__ import annotations
@@ -77,10 +79,6 @@ class _Open:
             return None
         return Ping(self.run.key, state, message, self.run.run_id)
 
-    @property
-    def token(self) -> str | None:
-        return None if self.receipt is None else self.receipt.token
-
 
 def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, str | None]:
     """The ping that ends a run: ``SystemExit(0)`` counts as success, any other escape fails."""
@@ -116,7 +114,7 @@ def close_run(opened: _Open, exc: BaseException | None) -> None:
     state, message = _outcome(exc, opened.client.config.capture_errors)
     ping = opened.outcome_ping(state, message)
     if ping is not None:
-        opened.client.send(ping, token=opened.token)
+        opened.client.send(ping)
 
 
 # -- the async path -------------------------------------------------------------------
@@ -167,12 +165,12 @@ async def close_run_async(opened: _Open, exc: BaseException | None) -> None:
         return
     client = opened.client
     if client.never_blocks:
-        client.send(ping, token=opened.token)
+        client.send(ping)
         return
     from . import _offload
 
     deadline = client.new_deadline()
-    send = functools.partial(client.send, ping, deadline=deadline, token=opened.token)
+    send = functools.partial(client.send, ping, deadline=deadline)
     await _offload.result(_offload.submit(send), deadline)
 
 
@@ -338,7 +336,7 @@ class ManualRun:
         opened = self._opened
         if opened.receipt is not None and opened.receipt.token is None:
             return  # its start had nowhere to go: the run goes unpinged, as a tracked one
-        opened.client.send(Ping(self.key, state, message, self.run_id), token=opened.token)
+        opened.client.send(Ping(self.key, state, message, self.run_id))
 
 
 class Monitor:
