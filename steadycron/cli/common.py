@@ -154,10 +154,11 @@ class Monitoring:
             ConfigurationError: the key or the API key is wrong.
         """
         from steadycron._exceptions import ConfigurationError
+        from steadycron._ping import Ping
 
         before = self._watch.count
         try:
-            delivered = self._client.send_ping(key, state, message, run_id=run_id)
+            delivered = self._client.send(Ping.checked(key, state, message, run_id)).delivered
         except ConfigurationError:
             raise
         except Exception as exc:  # the SDK promises not to raise; the script must not die
