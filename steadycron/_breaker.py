@@ -75,20 +75,18 @@ class Breaker:
         self._max = max_cooldown
         self._clock = clock
         self._jitter = jitter or (lambda: random.uniform(1 - JITTER, 1 + JITTER))  # noqa: S311
-        self._outages: dict[str, _Outage] = {}
+        #: The hosts known to be down (or that were, until an answer comes): empty, the
+        #: usual case, means nothing to decide for any exchange.
+        self.down: dict[str, _Outage] = {}
         self._lock = threading.Lock()
         reset_after_fork(self)
 
-    def __contains__(self, host: str) -> bool:
-        """Whether *host* is known to be down (or was, until an answer comes)."""
-        return host in self._outages
-
     def admit(self, host: str) -> Admission | str:
         """Leave for an exchange with *host*, or why it is held back."""
-        if host not in self._outages:  # the common case: no lock, nothing to decide
+        if host not in self.down:  # the common case: no lock, nothing to decide
             return PASS
         with self._lock:
-            outage = self._outages.get(host)
+            outage = self.down.get(host)
             if outage is None:
                 return PASS
             now = self._clock()
@@ -116,17 +114,17 @@ class Breaker:
         if answered is None:
             if admission.probe:
                 with self._lock:
-                    outage = self._outages.get(host)
+                    outage = self.down.get(host)
                     if outage is not None:
                         outage.probing = False
             return
         if answered:
-            if host in self._outages:
+            if host in self.down:
                 with self._lock:
-                    self._outages.pop(host, None)
+                    self.down.pop(host, None)
             return
         with self._lock:
-            outage = self._outages.get(host)
+            outage = self.down.get(host)
             now = self._clock()
             if outage is None:
                 cooldown = self._first
@@ -135,15 +133,15 @@ class Breaker:
             else:
                 return  # opened by another exchange meanwhile: its cool-down stands
             until = now + min(self._max, cooldown * self._jitter())
-            self._outages[host] = _Outage(cause, cooldown, now, until)
+            self.down[host] = _Outage(cause, cooldown, now, until)
 
     def forget(self) -> None:
         """Forget every outage (the way to the hosts has changed: a new transport)."""
         with self._lock:
-            self._outages.clear()
+            self.down.clear()
 
     def _after_fork_in_child(self) -> None:
         # The parent's lock may be held forever here, and its probes will never report.
         self._lock = threading.Lock()
-        for outage in self._outages.values():
+        for outage in self.down.values():
             outage.probing = False

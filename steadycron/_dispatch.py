@@ -71,12 +71,12 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._workers: Workers | None = None
         #: The transport last used and where its sends run (replaced together).
-        self._route: tuple[Transport, Send] | None = None
+        self.route: tuple[Transport, Send] | None = None
         reset_after_fork(self)
 
     def send_for(self, transport: Transport) -> Send:
         """How to make an attempt through *transport*."""
-        route = self._route
+        route = self.route
         if route is not None and route[0] is transport:
             return route[1]
         send: Send
@@ -87,9 +87,9 @@ class Dispatcher:
         else:
             send = functools.partial(self._foreign, transport)
         with self._lock:
-            if self._route is None or self._route[0] is not transport:
+            if self.route is None or self.route[0] is not transport:
                 self._on_new_transport()
-                self._route = (transport, send)
+                self.route = (transport, send)
         return send
 
     def _as_declared(
@@ -103,6 +103,8 @@ class Dispatcher:
     def _inline(
         self, transport: Transport, request: Request, deadline: Deadline, host: str
     ) -> Response:
+        if not deadline.may_write():  # it sends at once: from here on it counts as sent
+            raise TransportTimeoutError("the ping deadline passed before the send began")
         try:  # on_this_thread(), unrolled: a run's two pings take this path
             return transport.send(request, timeout=deadline.remaining())
         except TransportError:
@@ -133,8 +135,9 @@ class Dispatcher:
         self, transport: Transport, request: Request, deadline: Deadline, host: str
     ) -> Response:
         def send() -> Response:
-            # A send that waited past the deadline for a worker must not start late.
-            if deadline.expired:
+            # A send that waited past the deadline for a worker must not start late; one
+            # that starts may write at any moment, so from here on it counts as sent.
+            if not deadline.may_write():
                 raise TransportTimeoutError("the ping deadline passed before the send began")
             return transport.send(request, timeout=deadline.remaining())
 

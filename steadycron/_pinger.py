@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._breaker import Admission, Breaker
+from ._breaker import PASS, Admission, Breaker
 from ._deadline import Deadline
 from ._dispatch import BrokenTransportError, Dispatcher, Send
 from ._exceptions import TransportError
@@ -130,9 +130,14 @@ class Pinger:
         Never raises for the exchange's own trouble: that is described in the returned
         Exchange. Raises what is raised into the caller from outside while it waits.
         """
-        send = self._dispatcher.send_for(transport)
+        route = self._dispatcher.route  # what send_for() returns, without the call
+        if route is not None and route[0] is transport:
+            send = route[1]
+        else:
+            send = self._dispatcher.send_for(transport)
         host = origin_of(request.url)
-        admission = self.breaker.admit(host)
+        breaker = self.breaker
+        admission = breaker.admit(host) if breaker.down else PASS
         if not isinstance(admission, Admission):
             return Exchange(None, 0, admission)
         outcomes: list[Response | TransportError] = []
@@ -141,8 +146,8 @@ class Pinger:
         finally:
             if len(outcomes) != 1 or type(outcomes[0]) is not Response or admission.probe:
                 self._settle(host, admission, outcomes)
-            elif host in self.breaker:  # answered at once, the usual case: nothing to free
-                self.breaker.settle(host, admission, True, "")
+            elif breaker.down:  # answered at once, the usual case: nothing else to learn
+                breaker.settle(host, admission, True, "")
             outcomes.clear()
 
     def _attempts(
@@ -160,11 +165,14 @@ class Pinger:
             # only one, is made before it; when it needs another, tenacity takes over and
             # the first outcome is replayed to it as its attempt 1, so that every wait,
             # every stop and the count of attempts are tenacity's.
+            if deadline.expired:
+                return Exchange(None, 0, "the ping deadline passed before an attempt")
             try:
-                response = self._attempt(outcomes, send, request, host, deadline=deadline)
-            except TransportError:
-                pass
+                response = send(request, deadline, host)
+            except TransportError as exc:
+                outcomes.append(exc)
             else:
+                outcomes.append(response)
                 if not is_retryable_status(response.status):
                     return Exchange(response, 1)
             attempt = functools.partial(self._attempt, outcomes, send, request, host)

@@ -24,6 +24,7 @@ from types import FrameType
 import attrs
 
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.transports import Urllib3Transport
 from steadycron.transports._urllib3_pool import _trust_to_load
 
@@ -142,7 +143,7 @@ class MainLane:
 
     def fork_during_trust_load(self) -> None:
         client = self._client()
-        first = threading.Thread(target=client.send_ping, args=(self._key, "start"))
+        first = threading.Thread(target=client.send, args=(Ping(self._key, "start"),))
         first.start()
         time.sleep(self._random.uniform(0, 0.02))
         context = client.transport._ssl_context  # type: ignore[attr-defined]
@@ -154,8 +155,9 @@ class MainLane:
             status = 1
             try:
                 with self._client() as fresh:
-                    delivered = client.send_ping(self._key, "success")
-                    status = 0 if delivered and fresh.send_ping(self._key, "success") else 1
+                    ping = Ping(self._key, "success")
+                    delivered = client.send(ping).delivered and fresh.send(ping).delivered
+                    status = 0 if delivered else 1
             finally:
                 os._exit(status)
         code = self._wait(pid)

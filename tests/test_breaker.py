@@ -20,6 +20,7 @@ from loopback import Answer, FakeClock, LoopbackServer, StandIn, closed_port_url
 from steadycron import Config, ResolutionUnavailableError, SteadyCron
 from steadycron._breaker import PASS, Admission, Breaker
 from steadycron._deadline import Deadline
+from steadycron._ping import Ping
 from steadycron._pinger import Pinger
 from steadycron.transports import (
     ConnectError,
@@ -283,8 +284,8 @@ def test_every_way_of_getting_no_answer_opens_it(
     clients: Callable[..., SteadyCron], no_answer: str
 ) -> None:
     client = clients(no_answer, Urllib3Transport(), monitors={KEY: TOKEN})
-    assert client.send_ping(KEY, "start") is False
-    assert timed(lambda: client.send_ping(KEY, "success")) < AT_ONCE
+    assert client.send(Ping(KEY, "start")).delivered is False
+    assert timed(lambda: client.send(Ping(KEY, "success")).delivered) < AT_ONCE
 
 
 def test_a_failed_tls_handshake_opens_it(
@@ -293,8 +294,8 @@ def test_a_failed_tls_handshake_opens_it(
     with LoopbackServer(StandIn({KEY: TOKEN}), tls=server_tls) as tls_server:
         # No ca_certs: the throwaway CA is not trusted, every handshake fails.
         client = clients(tls_server.url, Urllib3Transport(), monitors={KEY: TOKEN})
-        assert client.send_ping(KEY, "start") is False
-        assert timed(lambda: client.send_ping(KEY, "success")) < AT_ONCE
+        assert client.send(Ping(KEY, "start")).delivered is False
+        assert timed(lambda: client.send(Ping(KEY, "success")).delivered) < AT_ONCE
         assert tls_server.received == []
 
 
@@ -304,10 +305,10 @@ def test_error_answers_never_open_it(
 ) -> None:
     server.respond = lambda received: Answer(status, b"trouble")
     client = clients(server.url, Urllib3Transport(), monitors={KEY: TOKEN})
-    assert client.send_ping(KEY, "start") is False
+    assert client.send(Ping(KEY, "start")).delivered is False
     server.respond = lambda received: Answer(200)
     server.received.clear()
-    assert client.send_ping(KEY, "success") is True
+    assert client.send(Ping(KEY, "success")).delivered is True
     assert [r.path for r in server.received] == [f"/{TOKEN}"]
 
 
@@ -317,14 +318,14 @@ def test_after_the_cool_down_one_probe_closes_it(
     server.respond = lambda received: Answer(reset=True)
     client = clients(server.url, Urllib3Transport(), monitors={KEY: TOKEN})
     client._pinger.breaker = Breaker(clock=clock)
-    assert client.send_ping(KEY, "start") is False
+    assert client.send(Ping(KEY, "start")).delivered is False
     server.respond = lambda received: Answer(200)  # the host is back
     server.received.clear()
-    assert client.send_ping(KEY, "success") is False  # within the cool-down: not tried
+    assert client.send(Ping(KEY, "success")).delivered is False  # within the cool-down: not tried
     assert server.received == []
     clock.now += 11
-    assert client.send_ping(KEY, "start") is True  # the probe
-    assert client.send_ping(KEY, "success") is True
+    assert client.send(Ping(KEY, "start")).delivered is True  # the probe
+    assert client.send(Ping(KEY, "success")).delivered is True
     assert [r.path for r in server.received] == [f"/{TOKEN}/start", f"/{TOKEN}"]
 
 
@@ -332,6 +333,6 @@ def test_each_client_has_its_own_breaker(clients: Callable[..., SteadyCron]) -> 
     url = closed_port_url()
     down = clients(url, Urllib3Transport(), monitors={KEY: TOKEN})
     other = clients(url, Urllib3Transport(), monitors={KEY: TOKEN})
-    down.send_ping(KEY, "start")
-    assert timed(lambda: down.send_ping(KEY, "success")) < AT_ONCE
-    assert timed(lambda: other.send_ping(KEY, "success")) > AT_ONCE  # it tries for itself
+    down.send(Ping(KEY, "start"))
+    assert timed(lambda: down.send(Ping(KEY, "success"))) < AT_ONCE
+    assert timed(lambda: other.send(Ping(KEY, "success"))) > AT_ONCE  # it tries for itself

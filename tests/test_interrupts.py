@@ -24,6 +24,7 @@ from conftest import KEY, TOKEN
 from loopback import Answer, LoopbackServer, Received
 
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.transports import (
     InMemoryTransport,
     Request,
@@ -98,7 +99,7 @@ def opened(client: SteadyCron, server: LoopbackServer, open_connection: bool) ->
     if open_connection:
         respond = server.respond
         server.respond = lambda received: Answer(200)
-        assert client.send_ping(KEY, "success")
+        assert client.send(Ping(KEY, "success")).delivered
         assert server.connections == 1
         server.respond = respond
 
@@ -126,28 +127,40 @@ def test_a_signal_handlers_exception_during_a_tracked_runs_pings_propagates(
     open_connection: bool,
     alarm: Callable[..., None],
 ) -> None:
+    """During the start ping (its request sent, its answer slow) the job never runs and
+    its run is closed with a fail, answered at once here, before the timeout goes on;
+    during the outcome ping the timeout reaches the caller at once."""
     ran: list[str] = []
     with client_for(server.url, transport_class()) as client:
         opened(client, server, open_connection)
+        server.reuse(
+            lambda received: (
+                Answer(200, delay=SLOW) if received.path.endswith("/start") else Answer(200)
+            )
+        )
 
         @client.job(KEY)
         def job() -> None:
             ran.append("ran")
 
-        alarm(raise_job_timeout)  # during the start ping: the job never runs
+        alarm(raise_job_timeout)
         started = time.monotonic()
         with pytest.raises(JobTimeout):
             job()
         assert time.monotonic() - started < ALARM + SLACK
         assert ran == []
+        assert [r.path for r in server.received] == [f"/{TOKEN}/start", f"/{TOKEN}/fail"]
 
-        # During the outcome ping: the job ran, and the timeout still reaches its caller.
-        server.respond = lambda received: (
-            Answer(200) if received.path.endswith("/start") else Answer(200, delay=SLOW)
+        server.reuse(
+            lambda received: (
+                Answer(200) if received.path.endswith("/start") else Answer(200, delay=SLOW)
+            )
         )
         alarm(raise_job_timeout)
+        started = time.monotonic()
         with pytest.raises(JobTimeout):
             job()
+        assert time.monotonic() - started < ALARM + SLACK
         assert ran == ["ran"]
 
 
@@ -200,6 +213,33 @@ def hung_lookup(monkeypatch: pytest.MonkeyPatch, slow_server: LoopbackServer) ->
 
 
 @pytest.mark.parametrize("transport_class", [Urllib3Transport, StdlibTransport])
+def test_a_run_interrupted_before_its_start_was_sent_leaves_at_once_and_sends_nothing(
+    server: LoopbackServer,
+    hung_lookup: str,
+    transport_class: Callable[[], Transport],
+    alarm: Callable[..., None],
+) -> None:
+    """Nothing of the start went out (its name lookup still hung): there is no run to
+    close, so the timeout goes on at once, and nothing is ever sent for it."""
+    server.reuse(lambda received: Answer(200))
+    ran: list[str] = []
+    with client_for(hung_lookup, transport_class()) as client:
+
+        @client.job(KEY)
+        def job() -> None:
+            ran.append("ran")
+
+        alarm(raise_job_timeout)
+        started = time.monotonic()
+        with pytest.raises(JobTimeout):
+            job()
+        assert time.monotonic() - started < ALARM + SLACK
+        time.sleep(1.5)  # the lookup has long returned: a late send would have arrived
+    assert ran == []
+    assert server.received == []
+
+
+@pytest.mark.parametrize("transport_class", [Urllib3Transport, StdlibTransport])
 def test_an_interrupted_exchange_sends_nothing_afterwards(
     server: LoopbackServer,
     hung_lookup: str,
@@ -219,6 +259,7 @@ def test_an_interrupted_exchange_sends_nothing_afterwards(
 SIGNAL_STORM = """
 import os, random, signal, sys, threading, time
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.transports import StdlibTransport, Urllib3Transport
 
 class JobTimeout(Exception):
@@ -258,7 +299,7 @@ while time.monotonic() < end:
             interrupted += 1
 signal.setitimer(signal.ITIMER_REAL, 0)
 armed = False
-delivered = [client.send_ping("k", "success") for client in clients]
+delivered = [client.send(Ping("k", "success")).delivered for client in clients]
 print(interrupted, delivered, flush=True)
 """
 

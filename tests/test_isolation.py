@@ -21,6 +21,7 @@ from loopback import Answer, LoopbackServer, Received, StandIn, wait_for
 
 from steadycron import Config, SteadyCron
 from steadycron._deadline import Deadline
+from steadycron._ping import Ping
 from steadycron._workers import MAX_THREADS, MAX_THREADS_PER_HOST, Workers
 from steadycron.transports import (
     StdlibTransport,
@@ -78,7 +79,7 @@ def test_a_dripping_api_never_starves_pings_to_a_healthy_ping_host(
     )
     with SteadyCron(config, transport=transport_class()) as client:
         drips = [
-            threading.Thread(target=client.send_ping, args=(key, "success"))
+            threading.Thread(target=client.send, args=(Ping(key, "success"),))
             for key in DRIPPING_KEYS
         ]
         for thread in drips:
@@ -91,7 +92,7 @@ def test_a_dripping_api_never_starves_pings_to_a_healthy_ping_host(
 
         def healthy_ping(key: str) -> None:
             started = time.monotonic()
-            delivered[key] = client.send_ping(key, "success")
+            delivered[key] = client.send(Ping(key, "success")).delivered
             took[key] = time.monotonic() - started
 
         pingers = [threading.Thread(target=healthy_ping, args=(key,)) for key in HEALTHY_KEYS]
@@ -110,6 +111,7 @@ def test_a_dripping_api_never_starves_pings_to_a_healthy_ping_host(
 FIRST_PINGS = """
 import json, sys, threading, time
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.transports import Urllib3Transport
 
 def send_threads():
@@ -131,7 +133,7 @@ barrier = threading.Barrier(64)
 outcomes = []
 def first_ping():
     barrier.wait(10)
-    outcomes.append(client.send_ping("k", "success"))
+    outcomes.append(client.send(Ping("k", "success")).delivered)
 threads = [threading.Thread(target=first_ping) for _ in range(64)]
 for thread in threads:
     thread.start()

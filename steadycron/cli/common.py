@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from steadycron import Config
+    from steadycron._ping import Ping
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -157,10 +158,11 @@ class Monitoring:
             ConfigurationError: the key or the API key is wrong.
         """
         from steadycron._exceptions import ConfigurationError
+        from steadycron._ping import Ping
 
         before = self._watch.count
         try:
-            delivered = self._send(key, state, message, run_id)
+            delivered = self._send(Ping.checked(key, state, message, run_id))
         except ConfigurationError:
             raise
         except Exception as exc:  # the SDK promises not to raise; the script must not die
@@ -170,21 +172,13 @@ class Monitoring:
             warn(f"ping for {key!r} not delivered")
         return delivered
 
-    def _send(self, key: str, state: str, message: str | None, run_id: str | None) -> bool:
-        """One ping within one ``ping_timeout``, the key resolved on its first ping only."""
-        from steadycron._client import check_state
-        from steadycron._config import check_key, optional_text
-        from steadycron._deadline import Deadline
-
-        client = self._client
-        config = client.config
-        check_key(key)
-        checked_state = check_state(state)
-        run_id = optional_text("run_id", run_id)
-        deadline = Deadline.after(config.ping_timeout)
-        if key not in self._tokens:
-            self._tokens[key] = client.token_for(config, key, deadline)
-        token = self._tokens[key]
-        if token is None:  # not resolved (already said why): the run goes unpinged
+    def _send(self, ping: Ping) -> bool:
+        """Send *ping*, its key resolved on the key's first ping only."""
+        if ping.key not in self._tokens:
+            receipt = self._client.send(ping)
+            self._tokens[ping.key] = receipt.token
+            return receipt.delivered
+        token = self._tokens[ping.key]
+        if token is None:  # not resolved (the first ping said why): the run goes unpinged
             return False
-        return client.deliver(config, key, token, checked_state, message, run_id, deadline)
+        return self._client.send(ping, token=token).delivered

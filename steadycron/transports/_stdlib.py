@@ -39,7 +39,8 @@ class _Bounded:
     def send(self, data: Any) -> None:
         if self.sock is None:
             self.connect()
-        if not WATCHDOG.watch(self._guard, self.sock):
+        guard = self._guard
+        if not (WATCHDOG.watch(guard, self.sock) and guard.deadline.may_write()):
             raise TransportTimeoutError("the ping deadline passed; the request was not sent")
         super().send(data)  # type: ignore[misc]
 

@@ -42,6 +42,8 @@ class Bounds:
     def __init__(self, guard: Guard, may_connect: bool) -> None:
         self.guard = guard
         self.may_connect = may_connect
+        #: The connection the exchange took from the pool (or wrote on), until it is whole
+        #: again and handed back: closed if the exchange is interrupted before that.
         self.connection: u3_connection.HTTPConnection | None = None
 
 
@@ -93,7 +95,8 @@ class _Bounded:
         if bounds is not None:
             if self.sock is None:
                 self.connect()
-            if not WATCHDOG.watch(bounds.guard, self.sock):
+            guard = bounds.guard
+            if not (WATCHDOG.watch(guard, self.sock) and guard.deadline.may_write()):
                 raise TransportTimeoutError("the ping deadline passed; the request was not sent")
             bounds.connection = self  # type: ignore[assignment]
         super().send(data)  # type: ignore[misc]
@@ -126,10 +129,18 @@ class _IdleConnections(queue.LifoQueue[Any]):
         self._lock = threading.Lock()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        bounds = current()
         with self._lock:
             if not self.queue:
                 raise queue.Empty
-            return self.queue.pop()
+            # No call between taking a connection and noting that this exchange holds it:
+            # a signal handler's exception lands only after calls, and the exchange closes
+            # what it holds when one does, wherever in urllib3 it lands.
+            connection = self.queue[-1]
+            del self.queue[-1]
+            if bounds is not None and connection is not None:
+                bounds.connection = connection
+            return connection
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         with self._lock:
