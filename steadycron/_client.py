@@ -6,7 +6,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -15,8 +15,17 @@ import attrs
 from ._config import Config, check_key, optional_text
 from ._message import clip_head
 from ._pinger import Exchange, Pinger
-from ._protocol import NO_BODY_HEADERS, PATH_SUFFIX, TEXT_HEADERS, ping_query, token_segment
+from ._protocol import (
+    NO_BODY_HEADERS,
+    PATH_SUFFIX,
+    REPORT_HEADERS,
+    TEXT_HEADERS,
+    ping_query,
+    report_body,
+    token_segment,
+)
 from ._redact import redact
+from ._report import Values, check_report, outcome_values
 from ._resolver import Resolver
 from .transports._base import Request, Transport, check_transport
 
@@ -28,6 +37,9 @@ log = logging.getLogger("steadycron")
 State = Literal["start", "success", "fail"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Told of each report that an outcome ping does not carry (a heartbeat key's): token,
+#: state, run id, the report. The test kit keeps them.
+ReportObserver = Callable[[str, str, "str | None", Values], None]
 
 
 def check_state(state: object) -> State:
@@ -44,9 +56,15 @@ def _ping_target(ping_url: str, token: str, environment: str | None) -> tuple[st
 
 
 def ping_request(
-    config: Config, token: str, state: State, message: str | None, run_id: str | None
+    config: Config,
+    token: str,
+    state: State,
+    message: str | None,
+    run_id: str | None,
+    report: bytes | None = None,
 ) -> Request:
-    """The wire form of one ping (PROTOCOL.md: path per state, env and run_id in the query)."""
+    """The wire form of one ping (PROTOCOL.md: path per state, env and run_id in the query,
+    and a body: an agent outcome's JSON *report*, else the message as text)."""
     base, query = _ping_target(config.ping_url, token, config.environment)
     url = base + PATH_SUFFIX[state]
     if run_id:
@@ -54,6 +72,8 @@ def ping_request(
         query = f"{query}&{run_query}" if query else run_query
     if query:
         url = f"{url}?{query}"
+    if report is not None:
+        return Request("POST", url, REPORT_HEADERS, report)
     if not message:
         return Request("POST", url, NO_BODY_HEADERS)
     return Request("POST", url, TEXT_HEADERS, clip_head(message).encode("utf-8"))
@@ -85,8 +105,10 @@ class SteadyCron:
         self._pinger = Pinger()
         self._resolver = Resolver(self._exchange)
         self._closed = False
-        # Set by steadycron.testing.record(): resolve even when no API key is configured.
+        # Set by steadycron.testing.record(): resolve even when no API key is configured,
+        # and keep the reports that heartbeat keys do not send.
         self._placeholder_api_key: str | None = None
+        self._report_observer: ReportObserver | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -136,9 +158,14 @@ class SteadyCron:
         message: str | None = None,
         *,
         run_id: str | None = None,
+        report: Mapping[str, object] | None = None,
     ) -> None:
-        """Send one ping. Delivery trouble is logged, never raised; misconfiguration raises."""
-        self.send_ping(key, state, message, run_id=run_id)
+        """Send one ping. Delivery trouble is logged, never raised; misconfiguration raises.
+
+        *report* (the fields of a run report, API.md §9) goes with a success or fail ping
+        of an ``agent`` monitor; a heartbeat monitor's ping does not carry it.
+        """
+        self.send_ping(key, state, message, run_id=run_id, report=report)
 
     def resolve(self, key: str) -> str:
         """Resolve *key* to its ping token, raising on misconfiguration or an outage
@@ -174,7 +201,13 @@ class SteadyCron:
     # -- what runs, manual pings and the command line share ---------------------------
 
     def send_ping(
-        self, key: str, state: str, message: str | None = None, *, run_id: str | None = None
+        self,
+        key: str,
+        state: str,
+        message: str | None = None,
+        *,
+        run_id: str | None = None,
+        report: Mapping[str, object] | None = None,
     ) -> bool:
         """One ping within one ``ping_timeout``, resolution included. Returns whether it
         was delivered; raises only for misuse and misconfiguration."""
@@ -184,12 +217,17 @@ class SteadyCron:
             # Not optional_text: a message may hold anything; what cannot travel becomes "?".
             raise TypeError(f"message must be a str or None, not {type(message).__name__}")
         run_id = optional_text("run_id", run_id)
+        checked_report = None if report is None else check_report(report)
+        if checked_report is not None and checked_state == "start":
+            raise ValueError("a report goes with a run's outcome (success or fail), not its start")
         config = self.config
         deadline = time.monotonic() + config.ping_timeout
         token = self.token_for(config, key, deadline)
         if token is None:
             return False
-        return self.deliver(config, key, token, checked_state, message, run_id, deadline)
+        return self.deliver(
+            config, key, token, checked_state, message, run_id, deadline, checked_report
+        )
 
     def token_for(self, config: Config, key: str, deadline: float) -> str | None:
         """The token to ping *key* with; None during an outage with nothing cached."""
@@ -210,10 +248,12 @@ class SteadyCron:
         message: str | None,
         run_id: str | None,
         deadline: float,
+        report: Values | None = None,
     ) -> bool:
         """Send one ping to *token*; log (never raise) when it cannot be delivered."""
         try:
-            request = ping_request(config, token, state, message, run_id)
+            body = self._report_body(config, key, token, state, message, run_id, report)
+            request = ping_request(config, token, state, message, run_id, body)
             exchange = self._exchange(request, deadline)
         except Exception as exc:  # nothing may escape a ping
             reason, attempts = f"internal error {type(exc).__name__}", 0
@@ -229,6 +269,34 @@ class SteadyCron:
             attempts,
         )
         return False
+
+    def _report_body(
+        self,
+        config: Config,
+        key: str,
+        token: str,
+        state: State,
+        message: str | None,
+        run_id: str | None,
+        report: Values | None,
+    ) -> bytes | None:
+        """The JSON report an outcome ping carries, or None when it carries text.
+
+        An ``agent`` monitor's outcome always carries one, its summary being the ping's
+        message when there is one (a fail's error text). A ``heartbeat`` monitor's never
+        does: the report is handed to the test kit, if it is watching. The kind of a
+        direct token is unknown: its outcome carries the report when there is one.
+        """
+        if state == "start":
+            return None
+        kind = None if key in config.monitors else self._resolver.kind(key)
+        secrets = (config.api_key, token, *config.monitors.values(), *self._resolver.tokens())
+        if kind == "heartbeat" or (kind is None and not report):
+            observer = self._report_observer
+            if report and observer is not None:
+                observer(token, state, run_id, outcome_values(report, secrets=secrets))
+            return None
+        return report_body(outcome_values(report or {}, summary=message, secrets=secrets))
 
     # -- internals --------------------------------------------------------------------
 

@@ -23,7 +23,13 @@ from ._exceptions import (
 )
 from ._forksafe import reset_after_fork
 from ._pinger import Exchange
-from ._protocol import read_resolution, resolve_headers, resolve_url, server_message
+from ._protocol import (
+    PINGABLE_KINDS,
+    read_resolution,
+    resolve_headers,
+    resolve_url,
+    server_message,
+)
 from ._redact import redact
 from .transports._base import Request, Response
 
@@ -57,8 +63,9 @@ def _server_message(response: Response, api_key: str | None) -> str | None:
     return redact(message, api_key)[:_SERVER_MESSAGE_CHARS]
 
 
-def _token_from(key: str, response: Response) -> str:
-    """The ping token of a 200 answer; an answer that is not what the API sends is an outage."""
+def _resolved_from(key: str, response: Response) -> tuple[str, str]:
+    """The ping token and kind of a 200 answer; an answer that is not what the API sends
+    is an outage."""
     try:
         resolution = read_resolution(response.body)
     except ValueError as exc:
@@ -70,9 +77,9 @@ def _token_from(key: str, response: Response) -> str:
         raise ResolutionUnavailableError(
             f"monitor key {key!r}: the resolve answer held no usable ping token", key=key
         )
-    if resolution.kind != "heartbeat":
+    if resolution.kind not in PINGABLE_KINDS:
         raise InvalidMonitorKindError(key, kind=resolution.kind[:40], status=response.status)
-    return token
+    return token, resolution.kind
 
 
 _REFUSALS = {
@@ -95,6 +102,7 @@ class Resolver:
         self._fetch = fetch
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
+        self._kinds: dict[str, str] = {}
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
         reset_after_fork(self)
@@ -103,6 +111,16 @@ class Resolver:
         """Forget every cached token."""
         with self._lock:
             self._cache.clear()
+            self._kinds.clear()
+
+    def kind(self, key: str) -> str | None:
+        """The kind of monitor *key* resolved to (kept even when tokens are not cached:
+        the outcome ping of a run needs it)."""
+        return self._kinds.get(key)
+
+    def tokens(self) -> list[str]:
+        """Every token cached: secrets that text leaving the client must not carry."""
+        return [cached.token for cached in list(self._cache.values())]
 
     def resolve(self, key: str, config: Config, deadline: float) -> str:
         """The token for *key*; raises the ConfigurationError family or, on an outage,
@@ -138,7 +156,7 @@ class Resolver:
 
     def _lead(self, flight: _Flight, key: str, config: Config, deadline: float) -> str:
         try:
-            token = self._request(key, config, deadline)
+            token, self._kinds[key] = self._request(key, config, deadline)
             if config.resolve_cache_ttl > 0:
                 self._cache[key] = _Cached(token, self._clock() + config.resolve_cache_ttl)
             flight.token = token
@@ -151,7 +169,7 @@ class Resolver:
                 del self._flights[key]
             flight.done.set()
 
-    def _request(self, key: str, config: Config, deadline: float) -> str:
+    def _request(self, key: str, config: Config, deadline: float) -> tuple[str, str]:
         if not config.api_key:
             raise ConfigurationError(
                 f"monitor key {key!r}: no API key to resolve it with; set steadycron.api_key "
@@ -168,7 +186,7 @@ class Resolver:
                 key=key,
             )
         if response.status == 200:
-            return _token_from(key, response)
+            return _resolved_from(key, response)
         refusal = _REFUSALS.get(response.status)
         if refusal is not None:
             raise refusal(key, _server_message(response, config.api_key), status=response.status)

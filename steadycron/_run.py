@@ -12,13 +12,15 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from ._config import check_key
+from ._report import ReportTally
 
 if TYPE_CHECKING:
     from ._client import State, SteadyCron
@@ -33,10 +35,64 @@ _Open = tuple["SteadyCron", "Run", "str | None"]
 
 @attrs.frozen
 class Run:
-    """One tracked run: the monitor key and the run id all its pings carry."""
+    """One tracked run: the monitor key, the run id all its pings carry, and the report
+    its outcome ping carries to an ``agent`` monitor.
+
+    ``report`` and ``record_usage`` may be called from any thread or task of the run.
+    """
 
     key: str
     run_id: str
+    _tally: ReportTally = attrs.field(factory=ReportTally, init=False, eq=False, repr=False)
+
+    def report(
+        self,
+        *,
+        items: int | None = None,
+        output_chars: int | None = None,
+        steps: int | None = None,
+        tool_calls: int | None = None,
+        model: str | None = None,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        cost_usd: float | Decimal | None = None,
+        trace_url: str | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Add to the run's report: counts and cost add up across calls, text replaces.
+
+        Counts are non-negative ints, ``cost_usd`` a non-negative number of dollars
+        (float or Decimal), the rest str; None leaves a field as it is.
+
+        Raises:
+            TypeError, ValueError: a value of the wrong type, negative, or not finite.
+        """
+        self._tally.add(
+            {
+                "items": items,
+                "output_chars": output_chars,
+                "steps": steps,
+                "tool_calls": tool_calls,
+                "model": model,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost_usd": cost_usd,
+                "trace_url": trace_url,
+                "summary": summary,
+            }
+        )
+
+    def record_usage(self, response: object) -> None:
+        """Add the token counts of a model response to the report (and its model name,
+        when none was reported yet).
+
+        Reads ``response.usage`` or ``response["usage"]``: OpenAI's ``prompt_tokens`` /
+        ``completion_tokens`` or ``input_tokens`` / ``output_tokens``, Anthropic's
+        ``input_tokens`` / ``output_tokens`` (its prompt-cache reads and writes count as
+        tokens in). No vendor library is needed; what cannot be read is skipped (DEBUG
+        log), never raised.
+        """
+        self._tally.add_usage(response)
 
 
 def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, str | None]:
@@ -56,6 +112,16 @@ def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, st
 _open_runs: contextvars.ContextVar[tuple[tuple[RunContext, _Open], ...]] = contextvars.ContextVar(
     "steadycron_open_runs", default=()
 )
+
+
+def current_run() -> Run | None:
+    """The innermost open run of this thread or asyncio task, of any client; None outside.
+
+    A task started inside a run sees that run (tasks copy their context); a thread you
+    start yourself does not: hand it the run instead (its report is thread-safe).
+    """
+    stack = _open_runs.get()
+    return stack[-1][1][1] if stack else None
 
 
 class RunContext:
@@ -124,7 +190,8 @@ class RunContext:
             config = client.config
             state, message = _outcome(exc, config.capture_errors)
             deadline = time.monotonic() + config.ping_timeout
-            client.deliver(config, self._key, token, state, message, run.run_id, deadline)
+            report = run._tally.values()
+            client.deliver(config, self._key, token, state, message, run.run_id, deadline, report)
         except Exception as error:  # the job's own outcome must reach its caller untouched
             log.warning("outcome ping of %r skipped: %s", self._key, type(error).__name__)
 
@@ -196,12 +263,21 @@ class Monitor:
         return f"Monitor(key={self.key!r})"
 
     def ping(
-        self, state: State = "success", message: str | None = None, *, run_id: str | None = None
+        self,
+        state: State = "success",
+        message: str | None = None,
+        *,
+        run_id: str | None = None,
+        report: Mapping[str, object] | None = None,
     ) -> None:
-        """Send one ping; raises only for misuse or misconfiguration, never for delivery."""
+        """Send one ping; raises only for misuse or misconfiguration, never for delivery.
+
+        *report* (the fields of :meth:`Run.report`, by name) goes with a success or fail
+        ping of an ``agent`` monitor; pair it with a start ping of the same *run_id*.
+        """
         client = self._client
         if client is None:
             from ._default import default_client
 
             client = default_client()
-        client.send_ping(self.key, state, message, run_id=run_id)
+        client.send_ping(self.key, state, message, run_id=run_id, report=report)

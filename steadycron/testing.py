@@ -10,6 +10,12 @@
     assert pings.last_run("nightly-db-backup").outcome == "success"
 
 With pytest, the ``steadycron_recorder`` fixture does the same around one test.
+
+Runs of ``agent`` monitors expose what they reported as ``run.report``, a :class:`Report`
+(snake_case fields, None where nothing was reported). Keys resolve as heartbeats unless
+``record(keys={"key": "agent"})`` says otherwise; a heartbeat's outcome ping does not
+carry the report, but the recorder keeps it all the same, so a job's report can be
+tested whatever its monitor's kind.
 """
 
 from __future__ import annotations
@@ -17,18 +23,19 @@ from __future__ import annotations
 import datetime
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import attrs
 
 from ._client import SteadyCron
 from ._default import default_client
-from ._protocol import read_ping, resolve_key_of
+from ._protocol import REPORT_CONTENT_TYPE, read_ping, read_report, resolve_key_of
+from ._report import Report, Values, report_of
 from .transports._base import Request, Response
 from .transports._memory import InMemoryTransport
 
-__all__ = ["Ping", "RecordedRun", "Recorder", "record"]
+__all__ = ["Ping", "RecordedRun", "Recorder", "Report", "record"]
 
 _OUTCOMES = ("success", "fail")
 _PLACEHOLDER_API_KEY = "sc_ro_recording"
@@ -44,6 +51,9 @@ class Ping:
     environment: str | None
     message: str | None
     at: datetime.datetime
+    #: The run report of an outcome ping (sent to an agent monitor, or kept from a
+    #: heartbeat's); None when there was none.
+    report: Report | None = None
 
 
 @attrs.frozen
@@ -67,22 +77,42 @@ class RecordedRun:
     @property
     def message(self) -> str | None:
         """The message of the outcome ping, if it carried one."""
+        outcome = self._outcome_ping()
+        return None if outcome is None else outcome.message
+
+    @property
+    def report(self) -> Report:
+        """What the run reported, as its outcome ping had it (every field None when it
+        reported nothing or has not finished). An agent monitor's fail carries the error
+        text as ``summary`` when ``capture_errors`` is on."""
+        outcome = self._outcome_ping()
+        if outcome is None or outcome.report is None:
+            return Report()
+        return outcome.report
+
+    def _outcome_ping(self) -> Ping | None:
         for ping in reversed(self.pings):
             if ping.state in _OUTCOMES:
-                return ping.message
+                return ping
         return None
 
 
 class _RecordingTransport(InMemoryTransport):
     """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records."""
 
-    def __init__(self, client: SteadyCron, allowed: frozenset[str] | None) -> None:
-        super().__init__()
+    def __init__(self, client: SteadyCron, keys: Mapping[str, str] | None) -> None:
+        super().__init__(kinds=keys)
         self._client = client
-        self._allowed = allowed
+        self._allowed = None if keys is None else frozenset(keys)
         self._keys_by_token: dict[str, str] = {}
         self._tokens_by_key: dict[str, str] = {}
+        #: Reports the client kept back (heartbeat keys), until their ping is recorded.
+        self._kept: dict[tuple[str, str, str | None], Report] = {}
         self.recorder = Recorder()
+
+    def keep_report(self, token: str, state: str, run_id: str | None, report: Values) -> None:
+        with self._lock:
+            self._kept[token, state, run_id] = report_of(report)
 
     def token_for(self, key: str) -> str | None:
         if self._allowed is not None and key not in self._allowed:
@@ -108,9 +138,16 @@ class _RecordingTransport(InMemoryTransport):
             return
         direct = {t: k for k, t in self._client.config.monitors.items()}
         key = self._keys_by_token.get(target.token) or direct.get(target.token) or target.token
-        message = request.body.decode("utf-8") if request.body else None
+        with self._lock:
+            report = self._kept.pop((target.token, target.state, target.run_id), None)
+        message = None
+        content_type = request.headers.get("Content-Type", "")
+        if request.body and content_type == REPORT_CONTENT_TYPE:
+            report = report_of(read_report(request.body))
+        elif request.body:
+            message = request.body.decode("utf-8")
         now = datetime.datetime.now(datetime.timezone.utc)
-        ping = Ping(key, target.state, target.run_id, target.environment, message, now)
+        ping = Ping(key, target.state, target.run_id, target.environment, message, now, report)
         self.recorder._append(ping)
 
 
@@ -164,25 +201,38 @@ class Recorder:
             self._pings.clear()
 
 
+def _kinds(keys: Iterable[str] | Mapping[str, str] | None) -> dict[str, str] | None:
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be an iterable of keys or a mapping, not the str {keys!r}")
+    if isinstance(keys, Mapping):
+        return dict(keys)
+    return dict.fromkeys(keys, "heartbeat")
+
+
 @contextmanager
 def record(
-    client: SteadyCron | None = None, *, keys: Iterable[str] | None = None
+    client: SteadyCron | None = None, *, keys: Iterable[str] | Mapping[str, str] | None = None
 ) -> Iterator[Recorder]:
     """Record the pings of *client* (the default client when omitted) instead of sending them.
 
-    Any key resolves, unless *keys* lists the allowed ones: then other keys get 404, as on
-    the real server, so a typo in a key fails the test. Works with no API key set and with
-    direct tokens. On exit the client's transport and resolution cache are restored.
+    Any key resolves (as a heartbeat monitor), unless *keys* lists the allowed ones: then
+    other keys get 404, as on the real server, so a typo in a key fails the test. *keys*
+    may map each key to its kind (``{"nightly-summarizer": "agent"}``), so that agent
+    runs send their report as they would to SteadyCron. Works with no API key set and
+    with direct tokens. On exit the client's transport and resolution cache are restored.
     """
     client = client if client is not None else default_client()
-    allowed = None if keys is None else frozenset(keys)
-    transport = _RecordingTransport(client, allowed)
+    transport = _RecordingTransport(client, _kinds(keys))
     previous = client._swap_transport(transport)
     client._placeholder_api_key = _PLACEHOLDER_API_KEY
+    client._report_observer = transport.keep_report
     client.clear_cache()
     try:
         yield transport.recorder
     finally:
         client._placeholder_api_key = None
+        client._report_observer = None
         client._swap_transport(previous)
         client.clear_cache()
