@@ -7,6 +7,8 @@ import threading
 from datetime import datetime, timezone
 from typing import IO
 
+from steadycron._report import Report
+
 from .server import ReceivedPing
 
 UTC = timezone.utc
@@ -29,8 +31,32 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def format_cost(dollars: float) -> str:
+    """A cost as plain decimal dollars, however small: $0.0042, $12.5, $0.0000001."""
+    from decimal import Decimal
+
+    return f"${Decimal(repr(dollars)).normalize():f}"
+
+
+#: The report fields a timeline line shows, in order (the summary goes where a message would).
+_REPORT_PARTS = ("items", "output_chars", "steps", "tool_calls", "tokens_in", "tokens_out")
+
+
+def format_report(report: Report) -> list[str]:
+    """The timeline's words for a run report: counts, cost and model (not the summary)."""
+    parts = [
+        f"{name}={value}" for name in _REPORT_PARTS if (value := getattr(report, name)) is not None
+    ]
+    if report.cost_usd is not None:
+        parts.append(f"cost={format_cost(report.cost_usd)}")
+    if report.model:
+        parts.append(f"model={report.model}")
+    return parts
+
+
 def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) -> str:
-    """One timeline line: local time, key, state, environment, run, duration, message."""
+    """One timeline line: local time, key, state, environment, run, duration, what an
+    agent run reported, and the message (or the report's summary)."""
 
     def paint(text: str, style: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
@@ -46,8 +72,12 @@ def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) 
         parts.append(f"run={ping.run_id[:8]}")
     if ping.duration is not None:
         parts.append(f"took {format_duration(ping.duration)}")
-    if ping.message:
-        first_line = ping.message.strip().splitlines()[0] if ping.message.strip() else ""
+    message = ping.message
+    if ping.report is not None:
+        parts += format_report(ping.report)
+        message = message or ping.report.summary
+    if message:
+        first_line = message.strip().splitlines()[0] if message.strip() else ""
         if len(first_line) > MESSAGE_WIDTH:
             first_line = first_line[: MESSAGE_WIDTH - 3] + "..."
         if first_line:
