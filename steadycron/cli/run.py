@@ -33,6 +33,13 @@ A start ping is sent, the command runs (without a shell, unless you invoke one) 
 output passed through unchanged, then a success ping (exit code 0) or a fail ping saying
 how it ended. SIGINT and SIGTERM sent to steadycron reach the command.
 
+The command finds in STEADYCRON_REPORT_FILE a path where it may write an agent monitor's
+run report, a JSON object such as {"items": 5, "tokens_in": 1200, "cost_usd": 0.04}
+(fields: items, output_chars, steps, tool_calls, model, tokens_in, tokens_out, cost_usd,
+trace_url, summary; the wire names itemsProduced, tokensIn, costUsd... work too). The
+outcome ping carries it; on a fail, the summary says how the command ended. A file that
+is not valid is a warning naming it, and the run is reported all the same.
+
 exit status: the command's own (128+N when killed by signal N, 127 when it could not be
 started). When SteadyCron is unreachable or the key is wrong the command still runs and
 the problem is printed on stderr; with --strict a wrong key or setting exits 2 before
@@ -59,50 +66,58 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    import os
     import uuid
 
     from steadycron._exceptions import ConfigurationError
     from steadycron.cli.process import forwarding_signals
 
+    from .reports import REPORT_FILE_VARIABLE, read_report_file, report_file
+
     if not args.command:
         args.usage_error("give the command after '--': steadycron run KEY -- COMMAND [ARGS ...]")
     run_id = uuid.uuid4().hex
 
-    with forwarding_signals() as forwarder:
+    with forwarding_signals() as forwarder, report_file() as report_path:
+        env = {**os.environ, REPORT_FILE_VARIABLE: report_path}
         try:
             monitoring = Monitoring(args)
         except (ValueError, TypeError) as exc:
-            return _run_unmonitored(args, forwarder, exc)
+            return _run_unmonitored(args, forwarder, env, exc)
         with monitoring:
             try:
                 monitoring.ping(args.key, "start", run_id=run_id)
             except ConfigurationError as exc:
-                return _run_unmonitored(args, forwarder, exc)
+                return _run_unmonitored(args, forwarder, env, exc)
 
-            outcome = _run_command(args, forwarder)
+            outcome = _run_command(args, forwarder, env)
+            report = read_report_file(report_path)
 
             if outcome.succeeded:
-                monitoring.ping(args.key, "success", run_id=run_id)
+                monitoring.ping(args.key, "success", run_id=run_id, report=report)
             else:
-                monitoring.ping(args.key, "fail", fail_message(outcome), run_id=run_id)
+                message = fail_message(outcome)
+                monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
     return outcome.exit_code
 
 
 def _run_unmonitored(
-    args: argparse.Namespace, forwarder: SignalForwarder, problem: Exception
+    args: argparse.Namespace, forwarder: SignalForwarder, env: dict[str, str], problem: Exception
 ) -> int:
     """Misconfigured: run the command anyway (its exit code unchanged) unless --strict."""
     report_misconfiguration(problem)
     if args.strict:
         return EXIT_USAGE
     warn("running the command without monitoring")
-    return _run_command(args, forwarder).exit_code
+    return _run_command(args, forwarder, env).exit_code
 
 
-def _run_command(args: argparse.Namespace, forwarder: SignalForwarder) -> Outcome:
+def _run_command(
+    args: argparse.Namespace, forwarder: SignalForwarder, env: dict[str, str]
+) -> Outcome:
     from steadycron.cli.process import run_command
 
-    outcome = run_command(args.command, forwarder, capture=args.capture)
+    outcome = run_command(args.command, forwarder, capture=args.capture, env=env)
     if outcome.start_error is not None:
         say("error", outcome.describe())
     return outcome
