@@ -290,13 +290,18 @@ class SteadyCron:
         if state == "start":
             return None
         kind = None if key in config.monitors else self._resolver.kind(key)
-        secrets = (config.api_key, token, *config.monitors.values(), *self._resolver.tokens())
         if kind == "heartbeat" or (kind is None and not report):
             observer = self._report_observer
             if report and observer is not None:
+                secrets = self._secrets(config, token)
                 observer(token, state, run_id, outcome_values(report, secrets=secrets))
             return None
+        secrets = self._secrets(config, token)
         return report_body(outcome_values(report or {}, summary=message, secrets=secrets))
+
+    def _secrets(self, config: Config, token: str) -> tuple[str | None, ...]:
+        """Every secret this client holds, which no text it sends may carry."""
+        return (config.api_key, token, *config.monitors.values(), *self._resolver.tokens())
 
     # -- internals --------------------------------------------------------------------
 
