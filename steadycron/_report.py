@@ -158,7 +158,7 @@ def outcome_values(
     """What an outcome ping carries: *summary* (an error text, a ping's message) in place
     of the reported one, every text scrubbed of *secrets* and cut to 1024 bytes."""
     carried = dict(values)
-    if summary is not None:
+    if summary:
         carried["summary"] = summary
     hidden = tuple(secrets)
     for name in TEXT_FIELDS & carried.keys():
