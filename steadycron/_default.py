@@ -209,6 +209,26 @@ def reset() -> None:
         client.close()
 
 
+def save_settings() -> Callable[[], None]:
+    """Remember the module settings; the function returned puts them back.
+
+    For the test kit: a test that sets ``steadycron.environment`` must not leave it set for
+    the next one. Restoring keeps the ``steadycron.monitors`` object users may hold.
+    """
+    with _settings.lock:
+        explicit = dict(_settings.explicit)
+        monitors = dict(_settings.monitors)
+
+    def restore() -> None:
+        settings = _settings
+        with settings.lock:
+            settings.explicit = dict(explicit)
+            settings.monitors.replace(monitors)
+            settings.version += 1
+
+    return restore
+
+
 def read_setting(name: str) -> Any:
     """The effective value of module setting *name* (``steadycron.<name>``)."""
     return _settings.effective(name)

@@ -9,13 +9,14 @@
     assert pings.states("nightly-db-backup") == ["start", "success"]
     assert pings.last_run("nightly-db-backup").outcome == "success"
 
-With pytest, the ``steadycron_recorder`` fixture does the same around one test.
+With pytest, the ``steadycron_recorder`` fixture does the same around one test; given a
+monitor manifest (``--steadycron-manifest PATH``) it knows exactly the manifest's keys.
 
 Runs of ``agent`` monitors expose what they reported as ``run.report``, a :class:`Report`
 (snake_case fields, None where nothing was reported). Keys resolve as heartbeats unless
-``record(keys={"key": "agent"})`` says otherwise; a heartbeat's outcome ping does not
-carry the report, but the recorder keeps it all the same, so a job's report can be
-tested whatever its monitor's kind.
+``record(keys={"key": "agent"})`` (or the manifest) says otherwise; a heartbeat's outcome
+ping does not carry the report, but the recorder keeps it all the same, so a job's
+report can be tested whatever its monitor's kind.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from contextlib import contextmanager
 import attrs
 
 from ._client import SteadyCron
-from ._default import default_client
+from ._default import DefaultClient, default_client, save_settings
 from ._protocol import REPORT_CONTENT_TYPE, read_ping, read_report, resolve_key_of
 from ._report import Report, Values, report_of
 from .transports._base import Request, Response
@@ -39,6 +40,7 @@ __all__ = ["Ping", "RecordedRun", "Recorder", "Report", "record"]
 
 _OUTCOMES = ("success", "fail")
 _PLACEHOLDER_API_KEY = "sc_ro_recording"
+_KINDS = ("heartbeat", "http", "agent")
 
 
 @attrs.frozen
@@ -98,12 +100,15 @@ class RecordedRun:
 
 
 class _RecordingTransport(InMemoryTransport):
-    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records."""
+    """An in-memory SteadyCron that turns ping requests back into :class:`Ping` records.
 
-    def __init__(self, client: SteadyCron, keys: Mapping[str, str] | None) -> None:
-        super().__init__(kinds=keys)
+    *allowed* maps the keys that exist to their job kind (None: any key is a heartbeat).
+    """
+
+    def __init__(self, client: SteadyCron, allowed: Mapping[str, str] | None) -> None:
+        super().__init__(kinds=allowed)
         self._client = client
-        self._allowed = None if keys is None else frozenset(keys)
+        self._allowed = allowed
         self._keys_by_token: dict[str, str] = {}
         self._tokens_by_key: dict[str, str] = {}
         #: Reports the client kept back (heartbeat keys), until their ping is recorded.
@@ -141,8 +146,7 @@ class _RecordingTransport(InMemoryTransport):
         with self._lock:
             report = self._kept.pop((target.token, target.state, target.run_id), None)
         message = None
-        content_type = request.headers.get("Content-Type", "")
-        if request.body and content_type == REPORT_CONTENT_TYPE:
+        if request.body and request.headers.get("Content-Type") == REPORT_CONTENT_TYPE:
             report = report_of(read_report(request.body))
         elif request.body:
             message = request.body.decode("utf-8")
@@ -201,16 +205,6 @@ class Recorder:
             self._pings.clear()
 
 
-def _kinds(keys: Iterable[str] | Mapping[str, str] | None) -> dict[str, str] | None:
-    if keys is None:
-        return None
-    if isinstance(keys, str):
-        raise TypeError(f"keys must be an iterable of keys or a mapping, not the str {keys!r}")
-    if isinstance(keys, Mapping):
-        return dict(keys)
-    return dict.fromkeys(keys, "heartbeat")
-
-
 @contextmanager
 def record(
     client: SteadyCron | None = None, *, keys: Iterable[str] | Mapping[str, str] | None = None
@@ -218,13 +212,19 @@ def record(
     """Record the pings of *client* (the default client when omitted) instead of sending them.
 
     Any key resolves (as a heartbeat monitor), unless *keys* lists the allowed ones: then
-    other keys get 404, as on the real server, so a typo in a key fails the test. *keys*
-    may map each key to its kind (``{"nightly-summarizer": "agent"}``), so that agent
-    runs send their report as they would to SteadyCron. Works with no API key set and
-    with direct tokens. On exit the client's transport and resolution cache are restored.
+    other keys get 404, as on the real server, so a typo in a key fails the test. *keys* may
+    also map each key to its job kind, as a monitor manifest does: each key then resolves
+    with its kind, so the SDK answers as it would for real (an ``http`` job is refused:
+    ``InvalidMonitorKindError``; an ``agent`` run sends its report). Works with no API key
+    set and with direct tokens.
+
+    On exit the client's transport and resolution cache are restored, and for the default
+    client the module settings too (``steadycron.environment = ...`` inside the block does
+    not outlive it).
     """
     client = client if client is not None else default_client()
-    transport = _RecordingTransport(client, _kinds(keys))
+    transport = _RecordingTransport(client, _allowed_kinds(keys))
+    restore_settings = save_settings() if isinstance(client, DefaultClient) else None
     previous = client._swap_transport(transport)
     client._placeholder_api_key = _PLACEHOLDER_API_KEY
     client._report_observer = transport.keep_report
@@ -236,3 +236,19 @@ def record(
         client._report_observer = None
         client._swap_transport(previous)
         client.clear_cache()
+        if restore_settings is not None:
+            restore_settings()
+
+
+def _allowed_kinds(keys: Iterable[str] | Mapping[str, str] | None) -> dict[str, str] | None:
+    """*keys* as key -> job kind; a plain list of keys names heartbeat monitors."""
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be a list of monitor keys, not the string {keys!r}")
+    if not isinstance(keys, Mapping):
+        return dict.fromkeys(keys, "heartbeat")
+    for key, kind in keys.items():
+        if kind not in _KINDS:
+            raise ValueError(f"keys[{key!r}]: the kind must be one of {_KINDS}, not {kind!r}")
+    return dict(keys)

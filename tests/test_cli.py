@@ -246,7 +246,7 @@ def test_check_takes_agent_keys_as_pingable(fake: FakeSteadyCron, tmp_path: Path
     assert result.returncode == 0, result.stdout
     assert check_lines(result.stdout) == {"nightly-summarizer": "ok"}
     (tmp_path / "monitors.yaml").write_text(
-        "jobs:\n  - {id: nightly-summarizer, name: Summarizer, kind: agent}\n"
+        "version: 2\njobs:\n  - {id: nightly-summarizer, name: Summarizer, kind: agent}\n"
         "  - {id: warm-search-index, name: Warm search index}\n"
     )
     from_manifest = steadycron(

@@ -506,8 +506,8 @@ def ping_at(**changes: object) -> ReceivedPing:
     return ReceivedPing(**fields)  # type: ignore[arg-type]
 
 
-def test_timeline_line_shows_time_key_state_env_run_duration_and_first_message_line() -> None:
-    ping = ping_at()
+def test_timeline_line_shows_time_key_state_env_run_duration_and_message() -> None:
+    ping = ping_at(message="disk full")
     local_time = ping.at.astimezone().strftime("%H:%M:%S.678")
 
     line = format_ping(ping, key_width=20)
@@ -518,6 +518,19 @@ def test_timeline_line_shows_time_key_state_env_run_duration_and_first_message_l
     )
 
 
+def test_timeline_shows_a_multi_line_message_whole_under_the_ping_line() -> None:
+    ping = ping_at()
+    local_time = ping.at.astimezone().strftime("%H:%M:%S.678")
+
+    lines = format_ping(ping, key_width=20).split("\n")
+
+    assert lines == [
+        f"{local_time}  nightly-db-backup     fail     env=production  run=01234567  took 4.2s",
+        "              disk full",
+        "              Traceback ...",
+    ]
+
+
 def test_timeline_line_leaves_out_what_the_ping_lacks() -> None:
     line = format_ping(
         ping_at(state="success", environment=None, run_id=None, message=None, duration=None)
@@ -526,11 +539,11 @@ def test_timeline_line_leaves_out_what_the_ping_lacks() -> None:
     assert line.endswith("  nightly-db-backup  success")
 
 
-def test_timeline_cuts_long_messages_and_can_color_states() -> None:
-    line = format_ping(ping_at(message="x" * 300), color=True)
+def test_timeline_shows_long_messages_whole_and_can_color_states() -> None:
+    first, *rest = format_ping(ping_at(message="x" * 300), color=True).split("\n")
 
-    assert '"' + "x" * 97 + '..."' in line
-    assert "\x1b[31mfail" in line
+    assert rest == [" " * 14 + "x" * 300]
+    assert "\x1b[31mfail" in first
 
 
 @pytest.mark.parametrize(
@@ -736,7 +749,9 @@ def test_process_prints_exports_shows_pings_and_stops_on_ctrl_c(
 ) -> None:
     manifest = tmp_path / "monitors.yaml"
     manifest.write_text(
-        "jobs:\n  - {id: ledger-rollup, name: Ledger rollup, kind: heartbeat}\n", encoding="utf-8"
+        "version: 2\njobs:\n"
+        "  - {id: ledger-rollup, name: Ledger rollup, kind: heartbeat, interval: 60}\n",
+        encoding="utf-8",
     )
     child = spawn(str(manifest), "--monitor", "queue-drain-tick", "--port", "0")
     url = child.url()
@@ -751,6 +766,7 @@ def test_process_prints_exports_shows_pings_and_stops_on_ctrl_c(
     )
     start_line = child.wait_for_line(" start ")
     fail_line = child.wait_for_line(" fail ")
+    message_lines = [child.wait_for_line("no space"), child.wait_for_line("more")]
     code, err = child.stop(signal.SIGINT)
 
     assert api_line == [f"export STEADYCRON_API_URL={url}"]
@@ -760,7 +776,7 @@ def test_process_prints_exports_shows_pings_and_stops_on_ctrl_c(
     assert "env=prod" in start_line
     assert "run=01234567" in start_line
     assert "took " in fail_line
-    assert fail_line.endswith('"no space"')
+    assert message_lines == [" " * 14 + "no space", " " * 14 + "more"]
     assert code == 0
     assert "Traceback" not in err
     assert child.seen[-1] == "stopped; 2 pings received"

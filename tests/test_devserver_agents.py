@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli_server import environment
@@ -109,7 +110,7 @@ REPORT = {
     "traceUrl": "https://traces.example.org/r/1",
     "summary": "5 tickets triaged\nand more",
 }
-SNAKE_REPORT = {
+SNAKE_REPORT: dict[str, Any] = {
     "items": 5,
     "output_chars": 2100,
     "steps": 4,
@@ -129,7 +130,7 @@ def test_an_agent_outcome_report_is_read_and_listed(server: DevServer) -> None:
 
     start, success = server.pings
     assert start.report is None
-    assert success.report == Report(**SNAKE_REPORT)  # type: ignore[arg-type]
+    assert success.report == Report(**SNAKE_REPORT)
     assert success.message is None
     _, listed = call_json(server.url, "GET", f"/api/dev/pings?key={AGENT}")
     assert isinstance(listed, dict)
@@ -176,12 +177,19 @@ def agent_ping(report: Report | None, message: str | None = None) -> ReceivedPin
 
 
 def test_the_timeline_shows_tokens_cost_items_and_summary() -> None:
-    line = format_ping(agent_ping(Report(**SNAKE_REPORT)))  # type: ignore[arg-type]
+    line = format_ping(agent_ping(Report(**{**SNAKE_REPORT, "summary": "5 tickets triaged"})))
     assert line.endswith(
         f"  {AGENT}  success  run=01234567  took 12.5s  items=5  output_chars=2100  steps=4  "
         "tool_calls=2  tokens_in=1200  tokens_out=300  cost=$0.0042  model=gpt-x  "
         '"5 tickets triaged"'
     )
+
+
+def test_a_summary_of_several_lines_follows_the_ping_line_like_a_message() -> None:
+    entry = format_ping(agent_ping(Report(items=1, summary="5 tickets triaged\nand more")))
+    first, *rest = entry.splitlines()
+    assert first.endswith("took 12.5s  items=1")
+    assert [line.strip() for line in rest] == ["5 tickets triaged", "and more"]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ import steadycron
 PACKAGE = Path(steadycron.__file__).resolve().parent
 #: What sits above the runtime and may import it, never the other way round.
 UPPER_FLOORS = ("cli", "integrations")
-#: ``python -m steadycron`` is the command line's own door.
-DOORS = ("__main__.py",)
+#: ``python -m steadycron`` is the command line's own door; pytest's plugin reads monitor
+#: manifests with the tools' reader. ``import steadycron`` loads neither.
+DOORS = ("__main__.py", "_pytest_plugin.py")
 
 
 def _imported_modules(path: Path) -> set[str]:

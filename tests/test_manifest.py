@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from steadycron.cli.manifest import ManifestError, ManifestJob, load_manifests, slugify
+from steadycron.cli.manifest import (
+    ManifestError,
+    ManifestJob,
+    load_manifests,
+    read_manifests,
+    slugify,
+)
 
 
 def write(path: Path, text: str) -> Path:
@@ -63,6 +69,7 @@ def test_kind_defaults_to_http_also_when_null(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - {id: a, name: A}
           - {id: b, name: B, kind: null}
@@ -95,9 +102,11 @@ def test_job_without_id_is_keyed_by_the_slug_of_its_name(tmp_path: Path) -> None
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - name: Queue Drain (tick)
             kind: heartbeat
+            interval: 60
         """,
     )
 
@@ -111,6 +120,7 @@ def test_variables_are_filled_before_parsing(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - id: ${PREFIX}-backup
             name: Backup in ${REGION:-eu-west}
@@ -131,7 +141,9 @@ def test_variables_come_from_os_environ_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STEADYCRON_TEST_JOB", "from-environ")
-    manifest = write(tmp_path / "m.yaml", "jobs:\n  - {id: '${STEADYCRON_TEST_JOB}', name: X}\n")
+    manifest = write(
+        tmp_path / "m.yaml", "version: 2\njobs:\n  - {id: '${STEADYCRON_TEST_JOB}', name: X}\n"
+    )
 
     assert list(load_manifests([manifest])) == ["from-environ"]
 
@@ -140,6 +152,7 @@ def test_unset_variable_without_default_names_file_and_line(tmp_path: Path) -> N
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - id: fine
             name: Fine
@@ -151,35 +164,40 @@ def test_unset_variable_without_default_names_file_and_line(tmp_path: Path) -> N
     with pytest.raises(ManifestError) as caught:
         load_manifests([manifest], environ={})
 
-    assert str(caught.value).startswith(f"{manifest}:4: ")
+    assert str(caught.value).startswith(f"{manifest}:5: ")
     assert "${MISSING_VARIABLE} is not set" in str(caught.value)
-    assert (caught.value.path, caught.value.line) == (str(manifest), 4)
+    assert (caught.value.path, caught.value.line) == (str(manifest), 5)
 
 
 def test_missing_name_is_an_error_with_the_line_of_the_job(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - id: ok
             name: Ok
           - id: nameless
             kind: heartbeat
+            interval: 60
         """,
     )
 
-    with pytest.raises(ManifestError, match=r"m\.yaml:4: job #2 has no 'name'"):
+    with pytest.raises(ManifestError, match=r"m\.yaml:5: job #2 has no 'name'"):
         load_manifests([manifest], environ={})
 
 
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("jobs:\n  - name: ''\n", "'name' must be a non-empty string"),
-        ("jobs:\n  - name: [a]\n", "'name' must be a non-empty string"),
-        ("jobs:\n  - name: A\n    id: 7\n", "'id' must be a non-empty string"),
-        ("jobs:\n  - name: A\n    kind: cron\n", "'kind' must be one of http, heartbeat, agent"),
-        ("jobs:\n  - just a string\n", "job #1 must be a mapping"),
+        ("version: 2\njobs:\n  - name: ''\n", "'name' must be a non-empty string"),
+        ("version: 2\njobs:\n  - name: [a]\n", "'name' must be a non-empty string"),
+        ("version: 2\njobs:\n  - name: A\n    id: 7\n", "'id' must be a non-empty string"),
+        (
+            "version: 2\njobs:\n  - name: A\n    kind: cron\n",
+            "'kind' must be one of http, heartbeat, agent",
+        ),
+        ("version: 2\njobs:\n  - just a string\n", "job #1 must be a mapping"),
         ("jobs: {a: 1}\n", "'jobs' must be a list"),
         ("- a\n- b\n", "the top level must be a mapping"),
     ],
@@ -199,6 +217,7 @@ def test_bad_yaml_reports_the_parser_line(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - name: a
             kind: heartbeat
@@ -209,13 +228,14 @@ def test_bad_yaml_reports_the_parser_line(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as caught:
         load_manifests([manifest], environ={})
 
-    assert str(caught.value).startswith(f"{manifest}:4: invalid YAML")
+    assert str(caught.value).startswith(f"{manifest}:5: invalid YAML")
 
 
 def test_duplicate_id_within_one_file_names_both_lines(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - {id: backup, name: One}
           - {id: backup, name: Two}
@@ -226,7 +246,7 @@ def test_duplicate_id_within_one_file_names_both_lines(tmp_path: Path) -> None:
         load_manifests([manifest], environ={})
 
     assert str(caught.value) == (
-        f"{manifest}:3: duplicate job id 'backup', first defined at {manifest}:2"
+        f"{manifest}:4: duplicate job id 'backup', first defined at {manifest}:3"
     )
 
 
@@ -234,6 +254,7 @@ def test_same_derived_key_twice_is_a_duplicate(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
+        version: 2
         jobs:
           - name: Nightly backup
           - name: nightly-backup
@@ -245,11 +266,11 @@ def test_same_derived_key_twice_is_a_duplicate(tmp_path: Path) -> None:
 
 
 def test_directory_is_merged_in_path_order(tmp_path: Path) -> None:
-    write(tmp_path / "b.yml", "jobs:\n  - {id: second, name: Second}\n")
-    write(tmp_path / "a.yaml", "jobs:\n  - {id: first, name: First}\n")
+    write(tmp_path / "b.yml", "version: 2\njobs:\n  - {id: second, name: Second}\n")
+    write(tmp_path / "a.yaml", "version: 2\njobs:\n  - {id: first, name: First}\n")
     write(tmp_path / "notes.txt", "jobs: [this is not read\n")
     write(tmp_path / ".hidden.yaml", "jobs: [this is not read either\n")
-    write(tmp_path / "nested" / "c.yaml", "jobs:\n  - {id: nested, name: Nested}\n")
+    write(tmp_path / "nested" / "c.yaml", "version: 2\njobs:\n  - {id: nested, name: Nested}\n")
 
     jobs = load_manifests([tmp_path], environ={})
 
@@ -258,7 +279,9 @@ def test_directory_is_merged_in_path_order(tmp_path: Path) -> None:
 
 
 def test_duplicate_id_across_a_directory_names_both_files(tmp_path: Path) -> None:
-    first = write(tmp_path / "10-billing.yaml", "jobs:\n  - id: backup\n    name: Backup\n")
+    first = write(
+        tmp_path / "10-billing.yaml", "version: 2\njobs:\n  - id: backup\n    name: Backup\n"
+    )
     second = write(
         tmp_path / "20-ops.yaml",
         "version: 2\njobs:\n  - {id: other, name: O}\n  - {id: backup, name: B}\n",
@@ -268,12 +291,12 @@ def test_duplicate_id_across_a_directory_names_both_files(tmp_path: Path) -> Non
         load_manifests([tmp_path], environ={})
 
     assert str(caught.value) == (
-        f"{second}:4: duplicate job id 'backup', first defined at {first}:2"
+        f"{second}:4: duplicate job id 'backup', first defined at {first}:3"
     )
 
 
 def test_the_same_file_given_twice_is_read_once(tmp_path: Path) -> None:
-    manifest = write(tmp_path / "m.yaml", "jobs:\n  - {id: once, name: Once}\n")
+    manifest = write(tmp_path / "m.yaml", "version: 2\njobs:\n  - {id: once, name: Once}\n")
 
     jobs = load_manifests([manifest, tmp_path, str(manifest)], environ={})
 
@@ -281,8 +304,8 @@ def test_the_same_file_given_twice_is_read_once(tmp_path: Path) -> None:
 
 
 def test_several_paths_merge_in_the_order_given(tmp_path: Path) -> None:
-    later = write(tmp_path / "a.yaml", "jobs:\n  - {id: from-a, name: A}\n")
-    earlier = write(tmp_path / "z.yaml", "jobs:\n  - {id: from-z, name: Z}\n")
+    later = write(tmp_path / "a.yaml", "version: 2\njobs:\n  - {id: from-a, name: A}\n")
+    earlier = write(tmp_path / "z.yaml", "version: 2\njobs:\n  - {id: from-z, name: Z}\n")
 
     assert list(load_manifests([earlier, later], environ={})) == ["from-z", "from-a"]
 
@@ -294,7 +317,7 @@ def test_empty_manifest_and_manifest_without_jobs_define_nothing(tmp_path: Path)
     assert load_manifests([empty, no_jobs], environ={}) == {}
 
 
-def test_unknown_properties_are_ignored(tmp_path: Path) -> None:
+def test_unknown_properties_are_warnings_with_the_closest_known_name(tmp_path: Path) -> None:
     manifest = write(
         tmp_path / "m.yaml",
         """
@@ -304,12 +327,26 @@ def test_unknown_properties_are_ignored(tmp_path: Path) -> None:
           - id: x
             name: X
             kind: heartbeat
+            interval: 60
+            shedule: "0 3 * * *"
             something_new: true
             rules: [{when: fail, notify: ops}]
         """,
     )
 
-    assert load_manifests([manifest], environ={})["x"].kind == "heartbeat"
+    read = read_manifests([manifest], environ={})
+
+    assert read.jobs["x"].kind == "heartbeat"
+    assert [(w.severity, w.line, w.message) for w in read.warnings] == [
+        ("warning", 2, "unknown field 'future_setting' at the top level is ignored"),
+        (
+            "warning",
+            8,
+            "unknown field 'shedule' in job 'X' is ignored; did you mean 'schedule'?",
+        ),
+        ("warning", 9, "unknown field 'something_new' in job 'X' is ignored"),
+    ]
+    assert str(read.warnings[1]).startswith(f"{manifest}:8: ")
 
 
 def test_missing_file_and_empty_directory_are_errors(tmp_path: Path) -> None:
@@ -323,7 +360,7 @@ def test_missing_file_and_empty_directory_are_errors(tmp_path: Path) -> None:
 
 def test_non_utf8_file_is_an_error(tmp_path: Path) -> None:
     manifest = tmp_path / "m.yaml"
-    manifest.write_bytes(b"jobs:\n  - name: \xff\xfe\n")
+    manifest.write_bytes(b"version: 2\njobs:\n  - name: \xff\xfe\n")
 
     with pytest.raises(ManifestError, match="not UTF-8"):
         load_manifests([manifest], environ={})

@@ -574,7 +574,7 @@ def test_record_knows_agent_keys_and_still_refuses_unknown_ones() -> None:
         steadycron.ping(KEY, "fail", "boom", report={"items": 0})
         with pytest.raises(steadycron.MonitorNotFoundError):
             steadycron.ping("nightly-sumarizer")
-        with pytest.raises(TypeError, match="mapping, not the str"):
+        with pytest.raises(TypeError, match="not the string"):
             record(keys=AGENT).__enter__()
     agent, heartbeat = pings.pings
     assert (agent.message, agent.report) == (None, Report(items=0))
@@ -631,3 +631,65 @@ def test_a_422_on_the_outcome_is_logged_as_a_run_not_open(
     assert "HTTP 422" in text
     assert "attempts=1" in text  # final: never retried
     assert AGENT_TOKEN not in text
+
+
+# -- the manifest-aware fixture ------------------------------------------------------------------
+
+
+def test_the_manifest_fixture_knows_agent_keys(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        monitors="""
+        version: 2
+        jobs:
+          - id: nightly-summarizer
+            name: Nightly summarizer
+            kind: agent
+            schedule: "0 2 * * *"
+          - id: nightly-db-backup
+            name: Nightly DB backup
+            kind: heartbeat
+            schedule: "15 3 * * *"
+        """,
+    )
+    pytester.makepyfile(
+        test_jobs="""
+        import pytest
+        import steadycron
+
+        def fail():
+            raise ValueError("model gone")
+
+        @steadycron.job("nightly-summarizer")
+        def summarize():
+            steadycron.current_run().report(items=5, tokens_in=1200, cost_usd=0.0042)
+
+        @steadycron.job("nightly-db-backup")
+        def backup():
+            steadycron.current_run().report(items=1)
+
+        def test_agent_run_sends_its_report(steadycron_recorder):
+            summarize()
+            run = steadycron_recorder.last_run("nightly-summarizer")
+            assert (run.report.items, run.report.tokens_in, run.report.cost_usd) == (
+                5, 1200, 0.0042
+            )
+            assert run.report.summary is None and run.report.trace_url is None
+            assert run.message is None   # the outcome's body was the JSON report
+
+        @pytest.mark.steadycron(capture_errors=True)
+        def test_agent_fail_carries_the_error_as_its_summary(steadycron_recorder):
+            with pytest.raises(ValueError):
+                steadycron.job("nightly-summarizer")(fail)()
+            run = steadycron_recorder.last_run("nightly-summarizer")
+            assert (run.report.summary, run.message) == ("ValueError: model gone", None)
+
+        def test_heartbeat_run_keeps_its_report_unsent(steadycron_recorder):
+            backup()
+            assert steadycron_recorder.last_run("nightly-db-backup").report.items == 1
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--steadycron-manifest", "monitors.yaml"
+    )
+    result.assert_outcomes(passed=3)

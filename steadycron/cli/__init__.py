@@ -8,6 +8,7 @@ fix) is an error, and ``--strict`` makes the rest fatal where a pipeline wants t
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -91,8 +92,40 @@ def _parse(parser: argparse.ArgumentParser, arguments: list[str]) -> argparse.Na
     """
     if "--" in arguments:
         split = arguments.index("--")
-        args = parser.parse_args(arguments[:split])
+        args = _parse_known(parser, arguments[:split], separated=True)
         if getattr(args, "func", None) is run.command:
             args.command = arguments[split + 1 :]
             return args
-    return parser.parse_args(arguments)
+    return _parse_known(parser, arguments, separated=False)
+
+
+def _parse_known(
+    parser: argparse.ArgumentParser, arguments: list[str], *, separated: bool
+) -> argparse.Namespace:
+    """Parse like ``parse_args``; ``run`` reports its own stray arguments, with its usage.
+
+    ``run KEY backup.sh --full`` (the ``--`` forgotten) is the usual slip: it gets the
+    command line it meant, not argparse's "unrecognized arguments".
+    """
+    args, extras = parser.parse_known_args(arguments)
+    if not extras:
+        return args
+    if getattr(args, "func", None) is not run.command:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if not separated and not extras[0].startswith("-"):
+        ours = _without(arguments, extras)
+        meant = shlex.join([PROG, *ours, "--", *extras])
+        args.usage_error(f"the command goes after '--': {meant}")
+    args.usage_error(f"unrecognized arguments: {' '.join(extras)}")
+    raise AssertionError("usage_error exits")  # pragma: no cover
+
+
+def _without(arguments: list[str], extras: list[str]) -> list[str]:
+    """*arguments* less *extras*, which argparse lists in the order they appear."""
+    kept, pending = [], list(extras)
+    for argument in arguments:
+        if pending and argument == pending[0]:
+            pending.pop(0)
+        else:
+            kept.append(argument)
+    return kept

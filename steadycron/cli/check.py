@@ -60,14 +60,12 @@ def command(args: argparse.Namespace) -> int:
 
     from steadycron import SteadyCron
     from steadycron._protocol import PINGABLE_KINDS
-    from steadycron.cli.manifest import ManifestError, load_manifests
+    from steadycron.cli.manifest import read_for_command
 
     keys = list(args.keys)
     if args.manifest:
-        try:
-            jobs = load_manifests(args.manifest)
-        except ManifestError as exc:
-            say("error", f"cannot read the manifest: {exc}")
+        jobs = read_for_command(args.manifest, "check")
+        if jobs is None:
             return EXIT_USAGE
         keys += [key for key, job in jobs.items() if job.kind in PINGABLE_KINDS]
         if not keys:

@@ -56,8 +56,9 @@ codes:
 {chr(10).join(f"  {code}  {severity:<7}  {meaning}" for code, (severity, meaning) in CODES.items())}
 
 Silence a finding with '# noqa: SC001' (or a bare '# noqa') on the line of the key.
-exit status: 1 when there is an error, 0 otherwise (warnings alone included), 2 when the
-manifests cannot be read or a path does not exist.
+exit status: 1 when there is an error, 0 otherwise (warnings alone included), 2 when a
+manifest has errors or a path does not exist. Manifest warnings (an unknown field) are
+printed on stderr and do not change the status.
 """
 
 
@@ -128,12 +129,10 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from steadycron.cli.manifest import ManifestError, load_manifests
+    from steadycron.cli.manifest import read_for_command
 
-    try:
-        jobs = load_manifests(args.manifest)
-    except ManifestError as exc:
-        print(f"steadycron lint: cannot read the manifest: {exc}", file=sys.stderr)
+    jobs = read_for_command(args.manifest, "lint")
+    if jobs is None:
         return 2
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:

@@ -1,9 +1,12 @@
-"""Reading monitor manifests: which keys exist, and what kind of job each names.
+"""Reading monitor manifests: which keys exist, what kind of job each names, and what is
+wrong with them.
 
 Local tooling (the stand-in server, ``steadycron check`` and ``lint``) needs the same
 answer the real service would give for a key, so this follows the manifest rules of the
 wire protocol: ``${NAME}`` / ``${NAME:-default}`` are filled in before parsing, a
-directory is read file by file in path order, and a key may be defined only once.
+directory is read file by file in path order, and a key may be defined only once. The
+fields of each job are checked too (``manifest_rules``), and every problem of every file
+is reported at once, so one run shows all there is to fix.
 The SDK itself never imports this module, and PyYAML is imported only when a manifest
 is actually read.
 """
@@ -12,17 +15,41 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import attrs
+
+from .manifest_rules import (
+    DEFAULT_KIND,
+    KINDS,
+    Problem,
+    Problems,
+    check_job,
+    check_top_level,
+    line_of,
+    value_node,
+)
 
 if TYPE_CHECKING:
     import yaml
 
-KINDS = ("http", "heartbeat", "agent")
-DEFAULT_KIND = "http"
+__all__ = [
+    "DEFAULT_KIND",
+    "KINDS",
+    "Manifest",
+    "ManifestError",
+    "ManifestJob",
+    "Problem",
+    "load_manifests",
+    "read_for_command",
+    "read_manifests",
+    "slugify",
+    "substitute_variables",
+]
+
 MAX_KEY_LENGTH = 64
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -41,15 +68,43 @@ class ManifestJob:
     line: int | None
 
 
-class ManifestError(ValueError):
-    """A manifest cannot be read; the message says where (file and line) and what."""
+@attrs.frozen
+class Manifest:
+    """The jobs of some manifests by key, and the warnings their reading raised."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
-        where = path if line is None or path is None else f"{path}:{line}"
-        super().__init__(f"{where}: {message}" if where else message)
-        self.reason = message
-        self.path = path
-        self.line = line
+    jobs: dict[str, ManifestJob]
+    warnings: tuple[Problem, ...] = ()
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be used; the message says where (file and line) and what.
+
+    ``reason``, ``path`` and ``line`` describe the first error; ``problems`` holds every
+    error and warning found, in order, and the message lists every error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        problems: Sequence[Problem] = (),
+    ):
+        first = Problem("error", message, path, line)
+        problems = tuple(problems) or (first,)
+        errors = [problem for problem in problems if problem.severity == "error"] or [first]
+        super().__init__("\n".join(map(str, errors)))
+        self.reason = errors[0].message
+        self.path = errors[0].path
+        self.line = errors[0].line
+        self.problems = problems
+
+    @classmethod
+    def of(cls, problems: Sequence[Problem]) -> ManifestError:
+        """The error for *problems*, which hold at least one error."""
+        first = next(problem for problem in problems if problem.severity == "error")
+        return cls(first.message, path=first.path, line=first.line, problems=problems)
 
 
 def slugify(name: str) -> str:
@@ -61,7 +116,17 @@ def slugify(name: str) -> str:
 def load_manifests(
     paths: Iterable[str | os.PathLike[str]], *, environ: Mapping[str, str] | None = None
 ) -> dict[str, ManifestJob]:
-    """Read manifest files and directories into a key -> job mapping.
+    """Read manifest files and directories into a key -> job mapping (warnings dropped).
+
+    See :func:`read_manifests`.
+    """
+    return read_manifests(paths, environ=environ).jobs
+
+
+def read_manifests(
+    paths: Iterable[str | os.PathLike[str]], *, environ: Mapping[str, str] | None = None
+) -> Manifest:
+    """Read manifest files and directories: their jobs by key, and what to warn about.
 
     Args:
         paths: manifest files, or directories whose ``*.yaml`` / ``*.yml`` files are read
@@ -69,8 +134,11 @@ def load_manifests(
         environ: where ``${NAME}`` takes its values; ``os.environ`` by default.
 
     Raises:
-        ManifestError: a file is missing or unreadable, is not valid YAML, lacks a job
-            ``name``, uses an unset ``${NAME}``, or defines a key already defined.
+        ManifestError: anything SteadyCron would refuse: a file missing, unreadable or not
+            valid YAML, no ``version: 2``, a job without ``name``, an unknown ``kind``, a
+            heartbeat job without ``schedule`` or ``interval``, an invalid cron expression
+            or number of seconds, an unset ``${NAME}``, a key defined twice. It lists
+            every error (and carries the warnings) of every file.
     """
     try:
         import yaml  # noqa: F401  (only checking that it is there)
@@ -80,16 +148,45 @@ def load_manifests(
         ) from None
     values = os.environ if environ is None else environ
     jobs: dict[str, ManifestJob] = {}
-    for path in _manifest_files(paths):
-        for job in _read_file(path, values):
-            first = jobs.get(job.key)
-            if first is not None:
-                raise ManifestError(
-                    f"duplicate job id {job.key!r}, first defined at {_place(first)}",
-                    path=job.path,
-                    line=job.line,
-                )
-            jobs[job.key] = job
+    found: list[Problem] = []
+    for path in _manifest_files(paths, found):
+        problems = Problems(path)
+        try:
+            for job in _read_file(path, values, problems):
+                first = jobs.get(job.key)
+                if first is None:
+                    jobs[job.key] = job
+                else:
+                    problems.error(
+                        f"duplicate job id {job.key!r}, first defined at {_place(first)}",
+                        job.line,
+                    )
+        except ManifestError as exc:  # this file cannot be read further
+            problems.error(exc.reason, exc.line)
+        found += problems.found
+    if any(problem.severity == "error" for problem in found):
+        raise ManifestError.of(found)
+    return Manifest(jobs, tuple(found))
+
+
+def read_for_command(
+    paths: Iterable[str | os.PathLike[str]], command: str, stream: IO[str] | None = None
+) -> dict[str, ManifestJob] | None:
+    """Read manifests for a subcommand, printing each warning and error on *stream*.
+
+    Returns the jobs, or None when there was an error (the command then exits 2).
+    """
+    stream = sys.stderr if stream is None else stream
+    try:
+        manifest = read_manifests(paths)
+    except ManifestError as exc:
+        problems = exc.problems
+        jobs = None
+    else:
+        problems = manifest.warnings
+        jobs = manifest.jobs
+    for problem in problems:
+        print(f"steadycron {command}: {problem.severity}: {problem}", file=stream, flush=True)
     return jobs
 
 
@@ -97,7 +194,7 @@ def _place(job: ManifestJob) -> str:
     return job.path if job.line is None else f"{job.path}:{job.line}"
 
 
-def _manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
+def _manifest_files(paths: Iterable[str | os.PathLike[str]], found: list[Problem]) -> Iterator[str]:
     """Yield each manifest file once, expanding directories in path order."""
     seen: set[Path] = set()
     for given in paths:
@@ -111,7 +208,7 @@ def _manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             files = [os.path.join(path, name) for name in names]
             files = [file for file in files if os.path.isfile(file)]
             if not files:
-                raise ManifestError("directory holds no *.yaml or *.yml manifest", path=path)
+                found.append(Problem("error", "directory holds no *.yaml or *.yml manifest", path))
         else:
             files = [path]
         for file in files:
@@ -122,7 +219,12 @@ def _manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
                 yield file
 
 
-def _read_file(path: str, environ: Mapping[str, str]) -> Iterator[ManifestJob]:
+def _read_file(path: str, environ: Mapping[str, str], problems: Problems) -> Iterator[ManifestJob]:
+    """Yield the jobs of one file, noting what is wrong with it in *problems*.
+
+    Raises:
+        ManifestError: the file cannot be read any further (unreadable, not YAML...).
+    """
     try:
         with open(path, encoding="utf-8-sig") as file:
             raw = file.read()
@@ -140,18 +242,21 @@ def _read_file(path: str, environ: Mapping[str, str]) -> Iterator[ManifestJob]:
         raise ManifestError(
             "the top level must be a mapping (version, namespace, jobs, ...)",
             path=path,
-            line=_line(node),
+            line=line_of(node),
         )
+    check_top_level(document, node, problems)
     job_list = document.get("jobs")
     if job_list is None:
         return
-    jobs_node = _value_node(node, "jobs")
+    jobs_node = value_node(node, "jobs")
     if not isinstance(job_list, list):
-        raise ManifestError("'jobs' must be a list of jobs", path=path, line=_line(jobs_node))
+        raise ManifestError("'jobs' must be a list of jobs", path=path, line=line_of(jobs_node))
     item_nodes = getattr(jobs_node, "value", None) or []
     for index, entry in enumerate(job_list):
         item_node = item_nodes[index] if index < len(item_nodes) else None
-        yield _job(entry, path=path, line=_line(item_node), number=index + 1)
+        job = _job(entry, item_node, number=index + 1, problems=problems)
+        if job is not None:
+            yield job
 
 
 def substitute_variables(text: str, environ: Mapping[str, str], *, path: str | None = None) -> str:
@@ -201,40 +306,32 @@ def _parse(text: str, path: str) -> tuple[yaml.Node | None, object]:
     return node, document
 
 
-def _value_node(mapping: yaml.Node | None, key: str) -> yaml.Node | None:
-    """Find the node under *key* of a mapping node (the last one wins, as in the values)."""
-    found = None
-    for key_node, value_node in getattr(mapping, "value", None) or []:
-        if getattr(key_node, "value", None) == key:
-            found = value_node
-    return found
-
-
-def _line(node: yaml.Node | None) -> int | None:
-    return None if node is None else int(node.start_mark.line) + 1
-
-
-def _job(entry: object, *, path: str, line: int | None, number: int) -> ManifestJob:
+def _job(
+    entry: object, node: yaml.Node | None, *, number: int, problems: Problems
+) -> ManifestJob | None:
+    """The job *entry* declares, or None when it cannot be one (the errors say why)."""
+    line = line_of(node)
     if not isinstance(entry, dict):
-        raise ManifestError(f"job #{number} must be a mapping with a name", path=path, line=line)
+        problems.error(f"job #{number} must be a mapping with a name", line)
+        return None
+    before = len(problems.found)
     name = entry.get("name")
     if name is None:
-        raise ManifestError(f"job #{number} has no 'name' (it is required)", path=path, line=line)
-    if not isinstance(name, str) or not name.strip():
-        raise ManifestError(
-            f"job #{number}: 'name' must be a non-empty string", path=path, line=line
-        )
+        problems.error(f"job #{number} has no 'name' (it is required)", line)
+    elif not isinstance(name, str) or not name.strip():
+        problems.error(f"job #{number}: 'name' must be a non-empty string", line)
+    label = f"job {name!r}" if isinstance(name, str) and name.strip() else f"job #{number}"
     job_id = entry.get("id")
     if job_id is not None and (not isinstance(job_id, str) or not job_id):
-        raise ManifestError(f"job {name!r}: 'id' must be a non-empty string", path=path, line=line)
+        problems.error(f"{label}: 'id' must be a non-empty string", line)
     kind = entry.get("kind")
     if kind is None:
         kind = DEFAULT_KIND
     if kind not in KINDS:
-        raise ManifestError(
-            f"job {name!r}: 'kind' must be one of {', '.join(KINDS)}, not {kind!r}",
-            path=path,
-            line=line,
-        )
+        problems.error(f"{label}: 'kind' must be one of {', '.join(KINDS)}, not {kind!r}", line)
+    identified = len(problems.found) == before
+    check_job(entry, label, node, problems)
+    if not identified or not isinstance(name, str):
+        return None
     key = job_id if job_id is not None else slugify(name)
-    return ManifestJob(key=key, name=name, kind=kind, path=path, line=line)
+    return ManifestJob(key=key, name=name, kind=kind, path=problems.path, line=line)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import IO, Any
 
-from ..manifest import ManifestError, load_manifests
+from ..manifest import read_for_command
 from .server import DevServer
 from .timeline import Timeline
 
@@ -28,6 +28,7 @@ EXAMPLES = """\
 examples:
   steadycron dev-server monitors.yaml
   steadycron dev-server monitors/ --monitor nightly-db-backup
+  steadycron dev-server --manifest monitors/billing.yaml --manifest monitors/ops.yaml
   steadycron dev-server --monitor nightly-db-backup --port 0 --json
   steadycron dev-server monitors.yaml --latency 2 --error-rate 0.3 --drop-rate 0.1
   curl -s http://127.0.0.1:8787/api/dev/pings
@@ -77,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         help="monitor manifest, or a directory of *.yaml/*.yml manifests; its jobs become "
         "the known keys (http and agent jobs resolve with their kind)",
+    )
+    parser.add_argument(
+        "--manifest",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a MANIFEST given as an option, like check and lint take it (repeatable)",
     )
     parser.add_argument(
         "--monitor",
@@ -142,11 +150,10 @@ def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; 2 for a bad manifest or an address in use."""
     out, err = sys.stdout, sys.stderr
     monitors: dict[str, str] = {}
-    if args.manifests:
-        try:
-            jobs = load_manifests(args.manifests)
-        except ManifestError as exc:
-            print(f"steadycron dev-server: error: {exc}", file=err)
+    manifests = [*args.manifests, *args.manifest]
+    if manifests:
+        jobs = read_for_command(manifests, "dev-server", err)
+        if jobs is None:
             return 2
         monitors.update({key: job.kind for key, job in jobs.items()})
     monitors.update(dict.fromkeys(args.monitor, "heartbeat"))

@@ -7,6 +7,7 @@ import threading
 from datetime import datetime, timezone
 from typing import IO
 
+from steadycron._message import clip_head
 from steadycron._report import Report
 
 from .server import ReceivedPing
@@ -15,7 +16,10 @@ UTC = timezone.utc
 
 
 _COLORS = {"start": "36", "success": "32", "fail": "31", "dim": "2"}
+#: A one-line message up to this long is shown on the ping line, in quotes.
 MESSAGE_WIDTH = 100
+#: Longer messages go under the ping line, indented past its time column.
+MESSAGE_INDENT = " " * 14
 
 
 def format_duration(seconds: float) -> str:
@@ -55,8 +59,12 @@ def format_report(report: Report) -> list[str]:
 
 
 def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) -> str:
-    """One timeline line: local time, key, state, environment, run, duration, what an
-    agent run reported, and the message (or the report's summary)."""
+    """One timeline entry: local time, key, state, environment, run, duration, what an
+    agent run reported, and the message (an agent run's summary).
+
+    A short one-line message ends the line, in quotes; any other message follows in full
+    on the lines below it, indented.
+    """
 
     def paint(text: str, style: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
@@ -76,13 +84,23 @@ def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) 
     if ping.report is not None:
         parts += format_report(ping.report)
         message = message or ping.report.summary
-    if message:
-        first_line = message.strip().splitlines()[0] if message.strip() else ""
-        if len(first_line) > MESSAGE_WIDTH:
-            first_line = first_line[: MESSAGE_WIDTH - 3] + "..."
-        if first_line:
-            parts.append(f'"{first_line}"')
-    return "  ".join(parts).rstrip()
+    message = (message or "").lstrip("\r\n").rstrip()
+    if message and "\n" not in message and "\r" not in message and len(message) <= MESSAGE_WIDTH:
+        parts.append(f'"{message.strip()}"')
+        message = ""
+    line = "  ".join(parts).rstrip()
+    return line + "".join(
+        "\n" + (MESSAGE_INDENT + text).rstrip() for text in _message_lines(message)
+    )
+
+
+def _message_lines(message: str) -> list[str]:
+    """A message too long or too many lines for the ping line, as the lines shown under it.
+
+    Shown whole up to the 1024 bytes a ping may carry: the captured output of a failed
+    ``steadycron run --capture`` is what explains the failure.
+    """
+    return clip_head(message).splitlines() if message else []
 
 
 class Timeline:
