@@ -310,7 +310,7 @@ def test_signal_sent_to_the_wrapper_is_forwarded(
         assert wrapper.stdout.read() == f"command got {sent.name}\n".encode()
     _, outcome = outcome_of(fake)
     assert outcome.state == "fail"
-    assert outcome.body.startswith("command exited with code 42")
+    assert outcome.body.startswith(f"terminated by {sent.name}; command exited with code 42")
 
 
 def test_command_ended_by_a_forwarded_signal_reports_it(fake: FakeSteadyCron) -> None:
@@ -321,7 +321,85 @@ def test_command_ended_by_a_forwarded_signal_reports_it(fake: FakeSteadyCron) ->
         wrapper.terminate()
         assert wrapper.wait(timeout=10) == 128 + signal.SIGTERM
     _, outcome = outcome_of(fake)
-    assert (outcome.state, outcome.body) == ("fail", "command killed by signal SIGTERM")
+    expected = "terminated by SIGTERM; command killed by signal SIGTERM"
+    assert (outcome.state, outcome.body) == ("fail", expected)
+
+
+# A command that finishes its work despite SIGTERM, as a job with a clean shutdown would.
+FINISHES_AFTER_SIGTERM = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda number, frame: print("cleaning up", flush=True))
+print("ready", flush=True)
+time.sleep({seconds})
+sys.exit({code})
+"""
+
+
+def test_sigterm_is_a_fail_whatever_the_exit_code_which_the_wrapper_keeps(
+    fake: FakeSteadyCron,
+) -> None:
+    code = FINISHES_AFTER_SIGTERM.format(seconds=0.3, code=0)
+    with killed_at_exit(start_wrapper(fake, code)) as wrapper:
+        assert wrapper.stdout is not None
+        read_until(wrapper.stdout.fileno(), b"ready\n")
+        wrapper.terminate()
+        assert wrapper.wait(timeout=10) == 0
+    _, outcome = outcome_of(fake)
+    assert (outcome.state, outcome.body) == (
+        "fail",
+        "terminated by SIGTERM; command exited with code 0",
+    )
+
+
+def test_a_command_outliving_its_grace_period_is_reported_before_the_kill(
+    fake: FakeSteadyCron,
+) -> None:
+    """The pod's SIGKILL would come at the end of the grace period: the fail ping must
+    already be out, while the command still runs, and be the run's only outcome."""
+    code = FINISHES_AFTER_SIGTERM.format(seconds=2, code=5)
+    options = ("--grace-period", "2.5")  # with --timeout 1: reported 0.5 s after SIGTERM
+    with killed_at_exit(start_wrapper(fake, code, *options)) as wrapper:
+        assert wrapper.stdout is not None
+        read_until(wrapper.stdout.fileno(), b"ready\n")
+        wrapper.terminate()
+        signalled = time.monotonic()
+        while len(fake.pings_for(KEY)) < 2 and time.monotonic() < signalled + 10:
+            time.sleep(0.01)
+        reported = time.monotonic() - signalled
+        assert wrapper.poll() is None, "the command should still be running"
+        assert wrapper.wait(timeout=15) == 5
+    _, outcome = outcome_of(fake)
+    assert outcome.state == "fail"
+    assert outcome.body == (
+        "terminated by SIGTERM; command still running near the end of its 2.5 s grace period"
+    )
+    assert reported >= 0.5, f"reported {reported:.2f} s after SIGTERM, before its time"
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "expected"),
+    [(None, None, 30.0), (None, "10", 10.0), (5.0, "10", 5.0), (0.0, None, 0.0)],
+)
+def test_grace_period_from_option_environment_or_default(
+    monkeypatch: pytest.MonkeyPatch, given: float | None, env: str | None, expected: float
+) -> None:
+    from steadycron.cli.termination import grace_period
+
+    if env is not None:
+        monkeypatch.setenv("STEADYCRON_GRACE_PERIOD", env)
+    assert grace_period(given) == expected
+
+
+@pytest.mark.parametrize(("given", "env"), [(-1.0, None), (float("nan"), None), (None, "soon")])
+def test_an_invalid_grace_period_says_what_to_write(
+    monkeypatch: pytest.MonkeyPatch, given: float | None, env: str | None
+) -> None:
+    from steadycron.cli.termination import grace_period
+
+    if env is not None:
+        monkeypatch.setenv("STEADYCRON_GRACE_PERIOD", env)
+    with pytest.raises(ValueError, match="terminationGracePeriodSeconds"):
+        grace_period(given)
 
 
 def test_signal_before_the_command_starts_means_it_never_does(

@@ -141,6 +141,11 @@ class Monitoring:
         finally:
             self._logger.removeHandler(self._watch)
 
+    @property
+    def ping_timeout(self) -> float:
+        """The time budget of each ping."""
+        return self._client.config.ping_timeout
+
     def ping(
         self,
         key: str,

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -76,6 +76,8 @@ class SignalForwarder:
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        #: Told of every signal received, after it was passed on.
+        self.on_signal: Callable[[int], object] | None = None
         self._pending: list[int] = []
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -93,6 +95,8 @@ class SignalForwarder:
             self._pending.append(number)
         else:
             self._forward(process, number)
+        if self.on_signal is not None:
+            self.on_signal(number)
 
     @staticmethod
     def _forward(process: subprocess.Popen[bytes], number: int) -> None:

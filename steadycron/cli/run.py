@@ -31,7 +31,14 @@ examples:
 
 A start ping is sent, the command runs (without a shell, unless you invoke one) with its
 output passed through unchanged, then a success ping (exit code 0) or a fail ping saying
-how it ended. SIGINT and SIGTERM sent to steadycron reach the command.
+how it ended. SIGINT and SIGTERM sent to steadycron reach the command, and the run is a
+fail "terminated by SIGTERM" however the command then ends.
+
+Kubernetes (a CronJob's container command): on SIGTERM the pod has its grace period
+(terminationGracePeriodSeconds, 30 s by default) before everything is killed. Give the
+same value with --grace-period (or STEADYCRON_GRACE_PERIOD): if the command is still
+running when only the fail ping's time (--timeout) and one second are left, the fail
+ping is sent then, and the command keeps the rest of the grace period.
 
 The command finds in STEADYCRON_REPORT_FILE a path where it may write an agent monitor's
 run report, a JSON object such as {"items": 5, "tokens_in": 1200, "cost_usd": 0.04}
@@ -61,6 +68,13 @@ def add_parser(subparsers: Subparsers) -> None:
         action="store_true",
         help="exit 2 without running the command when the key or a setting is wrong",
     )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        metavar="SECONDS",
+        help="time the command has after SIGTERM before it is killed, as the pod's "
+        "terminationGracePeriodSeconds [STEADYCRON_GRACE_PERIOD] (default 30)",
+    )
     add_settings(parser)
     parser.set_defaults(func=command, command=None, usage_error=parser.error)
 
@@ -71,6 +85,7 @@ def command(args: argparse.Namespace) -> int:
 
     from steadycron._exceptions import ConfigurationError
     from steadycron.cli.process import forwarding_signals
+    from steadycron.cli.termination import TerminationWatch, grace_period, report_wait
 
     from .reports import REPORT_FILE_VARIABLE, read_report_file, report_file
 
@@ -82,6 +97,7 @@ def command(args: argparse.Namespace) -> int:
         env = {**os.environ, REPORT_FILE_VARIABLE: report_path}
         try:
             monitoring = Monitoring(args)
+            grace = grace_period(args.grace_period)
         except (ValueError, TypeError) as exc:
             return _run_unmonitored(args, forwarder, env, exc)
         with monitoring:
@@ -90,15 +106,34 @@ def command(args: argparse.Namespace) -> int:
             except ConfigurationError as exc:
                 return _run_unmonitored(args, forwarder, env, exc)
 
-            outcome = _run_command(args, forwarder, env)
-            report = read_report_file(report_path)
+            def overdue(number: int) -> None:
+                message = f"{terminated(number)}; command still running near the end of its "
+                message += f"{grace:g} s grace period"
+                report = read_report_file(report_path)
+                monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
 
-            if outcome.succeeded:
+            watch = TerminationWatch(report_wait(grace, monitoring.ping_timeout), overdue)
+            forwarder.on_signal = watch.signalled
+            outcome = _run_command(args, forwarder, env)
+            if watch.finished():
+                return outcome.exit_code
+
+            report = read_report_file(report_path)
+            if watch.signal is not None and outcome.start_error is None:
+                message = fail_message(outcome, terminated(watch.signal))
+                monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
+            elif outcome.succeeded:
                 monitoring.ping(args.key, "success", run_id=run_id, report=report)
             else:
                 message = fail_message(outcome)
                 monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
     return outcome.exit_code
+
+
+def terminated(number: int) -> str:
+    from steadycron.cli.process import signal_name
+
+    return f"terminated by {signal_name(number)}"
 
 
 def _run_unmonitored(
@@ -123,11 +158,12 @@ def _run_command(
     return outcome
 
 
-def fail_message(outcome: Outcome) -> str:
-    """How the command ended, followed by the end of its output when it was captured."""
+def fail_message(outcome: Outcome, reason: str | None = None) -> str:
+    """Why the run failed and how the command ended, followed by the end of its output
+    when it was captured."""
     from steadycron._message import MARKER, MAX_MESSAGE_BYTES, clip_tail
 
-    summary = outcome.describe()
+    summary = outcome.describe() if reason is None else f"{reason}; {outcome.describe()}"
     output = outcome.tail.decode("utf-8", "replace").rstrip()
     if not output:
         return summary

@@ -13,7 +13,8 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .._exceptions import SteadyCronError
@@ -80,6 +81,32 @@ class Pings:
             capture = self._guard(lambda: self.client().config.capture_errors, key) is True
             message = _outcome(error, capture)[1]
         self.send(key, "fail", run_id, message)
+
+    def finish(self, key: str, run_id: str, error: BaseException | None = None) -> None:
+        """Close a run by the run rules: no error, or ``SystemExit`` with code 0 or None, is
+        a success; anything else a failure."""
+        if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):
+            self.succeed(key, run_id)
+        else:
+            self.fail(key, run_id, error)
+
+    @contextmanager
+    def run(self, key: str, run_id: str | None = None) -> Iterator[str]:
+        """Track the block as one run of *key* and yield its run id.
+
+        The block's exception leaves unchanged; when the key cannot be pinged the block
+        still runs, unmonitored.
+        """
+        run_id = run_id or new_run_id()
+        opened = self.start(key, run_id)
+        try:
+            yield run_id
+        except BaseException as exc:
+            if opened:
+                self.finish(key, run_id, exc)
+            raise
+        if opened:
+            self.succeed(key, run_id)
 
     def send(self, key: str, state: State, run_id: str | None, message: str | None = None) -> bool:
         """One ping; True when it was handed to the client without a misconfiguration."""

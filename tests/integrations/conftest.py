@@ -60,3 +60,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# The Django test project has tests of its own, run in a subprocess by test_django.py.
+collect_ignore = ["djangoproject"]
