@@ -51,6 +51,7 @@ def test_reads_keys_names_kinds_and_lines(tmp_path: Path) -> None:
             kind="heartbeat",
             path=str(manifest),
             line=4,
+            schedule="15 3 * * *",
         ),
         "warm-search-index": ManifestJob(
             key="warm-search-index",

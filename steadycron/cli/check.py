@@ -27,10 +27,16 @@ examples:
   steadycron check nightly-db-backup queue-drain-tick
   steadycron check --manifest monitors/
   STEADYCRON_API_KEY=sc_ro_... steadycron check --manifest monitors/billing.yaml
+  steadycron check --celery proj.celery:app --manifest monitors/
 
 Each key is resolved with the configured API key and reported as one of: ok, not found,
 ambiguous, wrong kind, auth failure, unreachable. With --manifest every heartbeat and
 agent job of the manifests is checked.
+
+With --celery, nothing is resolved: the app is imported (as 'celery -A' does), each entry
+of its beat_schedule is listed with the key it is monitored under, and with --manifest
+each key is checked against the manifests (declared, a heartbeat or agent job, the same
+schedule and time zone); declared jobs no entry uses are warned about.
 
 exit status: 0 when every key is ok, 1 when any is not, 2 on a usage or manifest error.
 """
@@ -51,6 +57,12 @@ def add_parser(subparsers: Subparsers) -> None:
         metavar="PATH",
         help="check every heartbeat and agent job of this manifest file or directory (repeatable)",
     )
+    parser.add_argument(
+        "--celery",
+        metavar="MODULE:APP",
+        help="list the beat entries of this Celery app and their keys, and check them "
+        "against the manifests",
+    )
     add_settings(parser)
     parser.set_defaults(func=command, usage_error=parser.error)
 
@@ -62,6 +74,12 @@ def command(args: argparse.Namespace) -> int:
     from steadycron._protocol import PINGABLE_KINDS
     from steadycron.cli.manifest import read_for_command
 
+    if args.celery is not None:
+        if args.keys:
+            args.usage_error("give monitor keys or --celery MODULE:APP, not both")
+        from .celery_check import run
+
+        return run(args.celery, args.manifest)
     keys = list(args.keys)
     if args.manifest:
         jobs = read_for_command(args.manifest, "check")

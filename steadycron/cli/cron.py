@@ -67,6 +67,35 @@ def check_cron(expression: str) -> None:
             _check_item(field, item)
 
 
+def expand_cron(expression: str) -> tuple[frozenset[int], ...]:
+    """The values each field of *expression* allows, day of week 7 read as 0 (Sunday), to
+    compare schedules written differently (``*/15`` and ``0,15,30,45``).
+
+    Raises:
+        CronError: as :func:`check_cron`.
+    """
+    check_cron(expression)
+    return tuple(
+        _expand(field, text) for field, text in zip(FIELDS, expression.split(), strict=True)
+    )
+
+
+def _expand(field: _Field, text: str) -> frozenset[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if base == "*":
+            first, last = field.low, field.high
+        else:
+            start, dash, end = base.partition("-")
+            first = _value(field, start)
+            last = _value(field, end) if dash else field.high if step else first
+        values.update(range(first, last + 1, int(step or 1)))
+    if field is FIELDS[-1]:
+        values = {0 if value == 7 else value for value in values}
+    return frozenset(values)
+
+
 def _check_item(field: _Field, item: str) -> None:
     base, slash, step = item.partition("/")
     if not base:

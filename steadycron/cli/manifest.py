@@ -59,13 +59,17 @@ _OUTSIDE_SLUG = re.compile(r"[^a-z0-9]+")
 
 @attrs.frozen
 class ManifestJob:
-    """One job of a manifest, as far as resolving its key is concerned."""
+    """One job of a manifest, as far as resolving its key and comparing its schedule with
+    a scheduler's are concerned (``schedule``, ``interval`` and ``timezone`` as written)."""
 
     key: str
     name: str
     kind: str
     path: str
     line: int | None
+    schedule: object = None
+    interval: object = None
+    timezone: object = None
 
 
 @attrs.frozen
@@ -334,4 +338,13 @@ def _job(
     if not identified or not isinstance(name, str):
         return None
     key = job_id if job_id is not None else slugify(name)
-    return ManifestJob(key=key, name=name, kind=kind, path=problems.path, line=line)
+    return ManifestJob(
+        key=key,
+        name=name,
+        kind=kind,
+        path=problems.path,
+        line=line,
+        schedule=entry.get("schedule"),
+        interval=entry.get("interval"),
+        timezone=entry.get("timezone"),
+    )
