@@ -81,6 +81,7 @@ _SETTINGS = (
     "ping_timeout",
     "resolve_cache_ttl",
     "monitors",
+    "token_cache",
 )
 
 # Module settings (properties installed below; the annotations inform type checkers).
@@ -92,6 +93,7 @@ capture_errors: bool
 ping_timeout: float
 resolve_cache_ttl: float
 monitors: MutableMapping[str, str]
+token_cache: str
 
 
 def __getattr__(name: str) -> Any:

@@ -31,6 +31,7 @@ from .transports._base import Request, Transport, check_transport
 
 if TYPE_CHECKING:
     from ._run import Monitor, RunContext
+    from ._token_cache import TokenCache
 
 log = logging.getLogger("steadycron")
 
@@ -103,7 +104,7 @@ class SteadyCron:
         self._transport = None if transport is None else check_transport(transport)
         self._transport_lock = threading.Lock()
         self._pinger = Pinger()
-        self._resolver = Resolver(self._exchange)
+        self._resolver = Resolver(self._exchange, disk=self._token_cache)
         self._closed = False
         # Set by steadycron.testing.record(): resolve even when no API key is configured,
         # and keep the reports that heartbeat keys do not send.
@@ -179,8 +180,9 @@ class SteadyCron:
         return self._resolver.resolve(key, config, time.monotonic() + config.ping_timeout)
 
     def clear_cache(self) -> None:
-        """Forget cached key -> token resolutions."""
-        self._resolver.clear()
+        """Forget cached key -> token resolutions: all of them in memory, and on disk
+        those made with this client's ``api_url`` and API key."""
+        self._resolver.clear(self.config)
 
     def close(self) -> None:
         """Release pooled connections and worker threads; the client is not used again."""
@@ -235,9 +237,13 @@ class SteadyCron:
         direct = config.monitors.get(key)
         if direct is not None:
             return direct
+        return self._resolver.resolve_or_stale(key, self._resolving(config), deadline)
+
+    def _resolving(self, config: Config) -> Config:
+        """*config* as resolves go out under it (with the test kit's stand-in API key)."""
         if self._placeholder_api_key and not config.api_key:
-            config = attrs.evolve(config, api_key=self._placeholder_api_key)
-        return self._resolver.resolve_or_stale(key, config, deadline)
+            return attrs.evolve(config, api_key=self._placeholder_api_key)
+        return config
 
     def deliver(
         self,
@@ -289,7 +295,7 @@ class SteadyCron:
         """
         if state == "start":
             return None
-        kind = None if key in config.monitors else self._resolver.kind(key)
+        kind = None if key in config.monitors else self._resolver.kind(key, self._resolving(config))
         if kind == "heartbeat" or (kind is None and not report):
             observer = self._report_observer
             if report and observer is not None:
@@ -307,6 +313,11 @@ class SteadyCron:
 
     def _exchange(self, request: Request, deadline: float) -> Exchange:
         return self._pinger.exchange(self.transport, request, deadline)
+
+    def _token_cache(self, config: Config) -> TokenCache | None:
+        from ._token_cache import token_cache_for
+
+        return token_cache_for(config.token_cache, self.transport)
 
     def _swap_transport(self, transport: Transport | None) -> Transport | None:
         """Put *transport* in place and hand back the previous one, unclosed."""

@@ -15,6 +15,8 @@ DEFAULT_API_URL = "https://api.steadycron.com"
 DEFAULT_PING_URL = "https://ping.steadycron.com"
 DEFAULT_PING_TIMEOUT = 5.0
 DEFAULT_RESOLVE_CACHE_TTL = 3600.0
+#: ``token_cache`` value that keeps resolved tokens in memory only.
+TOKEN_CACHE_OFF = "off"  # noqa: S105 -- a setting value, not a password
 
 #: Settings with an environment fallback, and the variable that supplies it.
 ENV_VARS = {
@@ -22,6 +24,7 @@ ENV_VARS = {
     "api_url": "STEADYCRON_API_URL",
     "ping_url": "STEADYCRON_PING_URL",
     "environment": "STEADYCRON_ENVIRONMENT",
+    "token_cache": "STEADYCRON_TOKEN_CACHE",
 }
 
 
@@ -135,6 +138,33 @@ def _resolve_cache_ttl(value: object) -> float:
     return _number("resolve_cache_ttl", value, allow_zero=True)
 
 
+def default_token_cache() -> str:
+    """The user's cache folder for tokens: ``$XDG_CACHE_HOME/steadycron``, else
+    ``~/.cache/steadycron`` (left unexpanded when there is no home to expand it to)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):  # the XDG spec says to ignore a relative one
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "steadycron")
+
+
+def _token_cache(value: object) -> str:
+    if value is None or value == "":
+        return default_token_cache()
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"token_cache must be a folder path (str or os.PathLike) or 'off', "
+            f"not {type(value).__name__}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError("token_cache must be a str path, not bytes")
+    if path.lower() == TOKEN_CACHE_OFF:
+        return TOKEN_CACHE_OFF
+    if "\0" in path:
+        raise ValueError(f"token_cache must not contain a NUL character; got {path!r}")
+    return path
+
+
 @attrs.frozen(kw_only=True, repr=False)
 class Config:
     """Everything a client needs to know, validated once when built.
@@ -154,6 +184,9 @@ class Config:
         default=DEFAULT_RESOLVE_CACHE_TTL, converter=_resolve_cache_ttl
     )
     monitors: Mapping[str, str] = attrs.field(factory=dict, converter=_monitors)
+    token_cache: str = attrs.field(
+        default=attrs.Factory(default_token_cache), converter=_token_cache
+    )
 
     def __repr__(self) -> str:
         return (
@@ -161,7 +194,7 @@ class Config:
             f"ping_url={self.ping_url!r}, environment={self.environment!r}, "
             f"capture_errors={self.capture_errors!r}, ping_timeout={self.ping_timeout!r}, "
             f"resolve_cache_ttl={self.resolve_cache_ttl!r}, "
-            f"monitors={_redacted_monitors(self.monitors)})"
+            f"monitors={_redacted_monitors(self.monitors)}, token_cache={self.token_cache!r})"
         )
 
     @classmethod

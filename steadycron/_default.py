@@ -20,7 +20,6 @@ from ._exceptions import ConfigurationError
 from .transports._base import Transport, check_transport
 
 _FIELDS = attrs.fields_dict(Config)
-_DEFAULTS = Config()
 
 # The default client checks its environment variables at every ping (two per run), and
 # only to notice a change. The bytes view answers that without decoding each value, at
@@ -91,7 +90,12 @@ class DefaultSettings:
             return self.explicit[name]
         variable = ENV_VARS.get(name)
         from_env = os.environ.get(variable) if variable else None
-        return from_env or getattr(_DEFAULTS, name)
+        if from_env:
+            return validate_setting(name, from_env) if name == "token_cache" else from_env
+        default = _FIELDS[name].default
+        # A default made by a factory (the user's cache folder) is made at reading time.
+        factory = getattr(default, "factory", None)
+        return default if factory is None else factory()
 
     def assign(self, changes: Mapping[str, Any]) -> None:
         """Validate every change, then apply them all (or none)."""
@@ -130,7 +134,6 @@ class DefaultClient(SteadyCron):
         super().__init__(Config())
         self._settings = settings
         self._seen: tuple[object, ...] | None = None
-        self._identity: tuple[str | None, str] | None = None
 
     @property
     def config(self) -> Config:
@@ -138,11 +141,8 @@ class DefaultClient(SteadyCron):
         key = settings.snapshot_key()
         if key != self._seen:
             with settings.lock:
-                config = settings.build_config()
-                identity = (config.api_key, config.api_url)
-                if self._identity is not None and identity != self._identity:
-                    self.clear_cache()  # tokens of another account or API are not ours
-                self._config, self._seen, self._identity = config, key, identity
+                # Cached tokens are kept per api_url and API key: a switch needs no clearing.
+                self._config, self._seen = settings.build_config(), key
         return self._config
 
     def use_transport(self, transport: Transport | None) -> None:

@@ -18,7 +18,7 @@ from ._version import __version__
 USER_AGENT = f"steadycron-python/{__version__}"
 RESOLVE_PATH = "/api/monitors/resolve"
 STATES = ("start", "success", "fail")
-#: Kinds of monitor that take pings; a key of any other kind is refused (PROTOCOL.md).
+#: Kinds of monitor the SDK pings; a key of any other kind is refused (PROTOCOL.md).
 PINGABLE_KINDS = ("heartbeat", "agent")
 #: The path after the token for each state; success takes the bare token (PROTOCOL.md).
 PATH_SUFFIX = {"start": "/start", "success": "", "fail": "/fail"}

@@ -556,6 +556,17 @@ def test_the_report_never_carries_a_secret_the_client_holds() -> None:
     }
 
 
+def test_the_kind_is_known_when_tokens_are_not_cached() -> None:
+    client, transport = agent_client(resolve_cache_ttl=0)
+    with client.monitor(KEY) as run:
+        run.report(items=1)
+    with client.monitor(AGENT) as run:
+        run.report(items=2)
+    heartbeat, agent = pings_to(transport, TOKEN)[-1], pings_to(transport, AGENT_TOKEN)[-1]
+    assert heartbeat.body is None  # a heartbeat's outcome, without the report
+    assert sent_report(agent) == {"itemsProduced": 2}
+
+
 def test_a_direct_token_sends_the_report_when_there_is_one() -> None:
     transport = InMemoryTransport()
     client = SteadyCron(Config(monitors={AGENT: AGENT_TOKEN}), transport=transport)
