@@ -25,9 +25,10 @@ from ._exceptions import TransportError as TransportError
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from ._client import State as State
     from ._client import SteadyCron as SteadyCron
     from ._config import Config as Config
+    from ._ping import State as State
+    from ._run import ManualRun as ManualRun
     from ._run import Monitor as Monitor
     from ._run import Run as Run
     from ._run import RunContext as RunContext
@@ -38,6 +39,7 @@ __all__ = [
     "Config",
     "ConfigurationError",
     "InvalidMonitorKindError",
+    "ManualRun",
     "Monitor",
     "MonitorNotFoundError",
     "ResolutionUnavailableError",
@@ -63,10 +65,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Public classes that live in private modules, imported when first asked for (PEP 562).
 _LAZY = {
     "Config": "._config",
+    "ManualRun": "._run",
     "Monitor": "._run",
     "Run": "._run",
     "RunContext": "._run",
-    "State": "._client",
+    "State": "._ping",
     "SteadyCron": "._client",
 }
 
@@ -96,15 +99,17 @@ monitors: MutableMapping[str, str]
 token_cache: str
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:  # type checkers see the names above, and flag a misspelt one
 
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}{_suggest(name)}")
+        import importlib
+
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
@@ -198,6 +203,27 @@ def _setting(name: str) -> property:
     return property(read, write, doc=f"The default client's {name} setting.")
 
 
+def _suggest(name: str) -> str:
+    """A "did you mean" for a misspelt public name, or nothing."""
+    import difflib
+
+    known = [*_SETTINGS, *__all__]
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _set_known_only(module: types.ModuleType, name: str, value: Any) -> None:
+    """Refuse a new public name: ``steadycron.ping_timout = 1`` would otherwise be kept
+    silently and do nothing. Settings, existing names, private names and submodules (which
+    the import system sets) go through."""
+    known = name.startswith("_") or name in module.__dict__ or name in _LAZY
+    if not (known or name in _SETTINGS or isinstance(value, types.ModuleType)):
+        raise AttributeError(f"module {__name__!r} has no setting {name!r}{_suggest(name)}")
+    types.ModuleType.__setattr__(module, name, value)
+
+
 sys.modules[__name__].__class__ = type(
-    "SteadyCronModule", (types.ModuleType,), {name: _setting(name) for name in _SETTINGS}
+    "SteadyCronModule",
+    (types.ModuleType,),
+    {"__setattr__": _set_known_only, **{name: _setting(name) for name in _SETTINGS}},
 )

@@ -14,10 +14,14 @@
         ├── TransportTimeoutError
         └── ProtocolError
 
-Errors carry the monitor key and the server's message, never an API key or token.
+Errors carry the monitor key and the server's message, never an API key or token. Each
+names the module users import it from, so a traceback reads
+``steadycron.MonitorNotFoundError``, not the private module it is defined in.
 """
 
 from __future__ import annotations
+
+from ._redact import shown
 
 
 class SteadyCronError(Exception):
@@ -43,7 +47,7 @@ class _ServerRefusal(ConfigurationError):
     def __init__(
         self, key: str, server_message: str | None = None, *, status: int | None = None
     ) -> None:
-        text = f"monitor key {key!r}: {self.default_reason}"
+        text = f"monitor key {shown(key)}: {self.default_reason}"
         if server_message:
             text = f"{text} (server said: {server_message})"
         super().__init__(text, key=key)
@@ -113,3 +117,19 @@ class TransportTimeoutError(TransportError):
 
 class ProtocolError(TransportError):
     """The connection broke or the peer did not speak HTTP."""
+
+
+for _error in (
+    SteadyCronError,
+    ConfigurationError,
+    AuthenticationError,
+    MonitorNotFoundError,
+    AmbiguousJobKeyError,
+    InvalidMonitorKindError,
+    ResolutionUnavailableError,
+    TransportError,
+):
+    _error.__module__ = "steadycron"
+for _error in (ConnectError, TransportTimeoutError, ProtocolError):
+    _error.__module__ = "steadycron.transports"
+del _error

@@ -166,34 +166,58 @@ def outcome_values(
     return carried
 
 
-class ReportTally:
-    """The report of one open run, safe to write from the run's threads and tasks."""
+class _Guard:
+    """The one lock every run's report is written under.
 
-    __slots__ = ("_lock", "_values")
+    Writes are rare and brief, while a lock of its own would cost every run, reporting or
+    not, the making of it. A forked child gets a fresh one (a thread of the parent may
+    have held it).
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: Values = {}
+        self.lock = threading.Lock()
+        self.watched = False
 
-    def add(self, fields: Mapping[str, object]) -> None:
-        """Check *fields* (raising at once when wrong), then fold them in."""
-        checked = check_report(fields)
-        with self._lock:
-            merge(self._values, checked)
+    def _after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
 
-    def add_usage(self, response: object) -> None:
-        """Fold in the token counts of *response*'s usage block, and its model name when
-        none was reported yet; what cannot be read is left out (see :func:`read_usage`)."""
-        counts, model = read_usage(response)
-        with self._lock:
-            merge(self._values, counts)
-            if model is not None and "model" not in self._values:
-                self._values["model"] = model
 
-    def values(self) -> Values:
-        """A copy of what was reported so far."""
-        with self._lock:
-            return dict(self._values)
+_guard = _Guard()
+
+
+def _lock() -> threading.Lock:
+    if not _guard.watched:
+        from ._forksafe import reset_after_fork
+
+        reset_after_fork(_guard)
+        _guard.watched = True
+    return _guard.lock
+
+
+def add_report(values: Values, fields: Mapping[str, object]) -> None:
+    """Check *fields* (raising at once when wrong), then fold them into a run's *values*."""
+    checked = check_report(fields)
+    with _lock():
+        merge(values, checked)
+
+
+def add_usage(values: Values, response: object) -> None:
+    """Fold the token counts of *response*'s usage block into a run's *values*, and its
+    model name when none was reported yet; what cannot be read is left out."""
+    counts, model = read_usage(response)
+    with _lock():
+        merge(values, counts)
+        if model is not None and "model" not in values:
+            values["model"] = model
+
+
+def snapshot(values: Values) -> Values | None:
+    """A copy of a run's *values* for its outcome ping; None when nothing was reported
+    (most runs)."""
+    if not values:
+        return None
+    with _lock():
+        return dict(values)
 
 
 # -- usage blocks of model responses ----------------------------------------------------

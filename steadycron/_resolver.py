@@ -32,7 +32,7 @@ from ._protocol import (
     resolve_url,
     server_message,
 )
-from ._redact import redact
+from ._redact import quote_text, shown
 from .transports._base import Request, Response
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("steadycron")
 
-_SERVER_MESSAGE_CHARS = 300
 
 #: After a failed re-resolution, the stale token is used this long (at most a TTL)
 #: before another is tried: a revoked key must not cost an API request per ping.
@@ -76,15 +75,15 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-def _server_message(response: Response, api_key: str | None) -> str | None:
+def _server_message(response: Response, secrets: list[str | None]) -> str | None:
     """The server's own explanation from an error body, cut short and scrubbed of the key."""
     message = server_message(response.body)
     if message is None:
         return None
-    return redact(message, api_key)[:_SERVER_MESSAGE_CHARS]
+    return quote_text(message, secrets)
 
 
-def _resolved_from(key: str, response: Response) -> tuple[str, str]:
+def _resolved_from(key: str, response: Response, secrets: list[str | None]) -> tuple[str, str]:
     """The ping token and kind of a 200 answer. The kind is decided first: a key of a
     kind that cannot be pinged is refused whatever the token field holds; an answer
     that is not what the API sends is an outage."""
@@ -92,15 +91,15 @@ def _resolved_from(key: str, response: Response) -> tuple[str, str]:
         resolution = read_resolution(response.body)
     except ValueError as exc:
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: {exc} (a proxy or captive portal in the way?)", key=key
+            f"monitor key {shown(key)}: {exc} (a proxy or captive portal in the way?)", key=key
         ) from None
     token = resolution.token
     if resolution.kind not in PINGABLE_KINDS:
-        shown = redact(resolution.kind, token)[:40]
-        raise InvalidMonitorKindError(key, kind=shown, status=response.status)
+        kind = quote_text(resolution.kind, [token, *secrets], limit=40)
+        raise InvalidMonitorKindError(key, kind=kind, status=response.status)
     if token is None or not is_sendable(token):
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: the resolve answer held no usable ping token", key=key
+            f"monitor key {shown(key)}: the resolve answer held no usable ping token", key=key
         )
     return token, resolution.kind
 
@@ -165,15 +164,17 @@ class Resolver:
 
             disk.remove_tenant(tenant_prefix(config.api_url, config.api_key))
 
+    def secrets(self, config: Config) -> list[str | None]:
+        """Every secret a client with *config* holds: the API key, direct tokens and the
+        tokens cached here. Server text quoted in an error or a log is scrubbed of all."""
+        cached = [entry.token for entry in list(self._memory.values())]
+        return [config.api_key, *config.monitors.values(), *cached]
+
     def kind(self, key: str, config: Config) -> str | None:
         """The monitor kind *key* resolved to under *config*, if it is known."""
         identity = (config.api_url, config.api_key, key)
         cached = self._memory.get(identity)
         return self._kinds.get(identity) if cached is None else cached.kind
-
-    def tokens(self) -> list[str]:
-        """Every token held in memory: secrets that text leaving the client must not carry."""
-        return [cached.token for cached in list(self._memory.values())]
 
     def resolve(self, key: str, config: Config, deadline: float) -> str:
         """The token for *key*, asked of the API unless this client resolved or used it
@@ -207,7 +208,9 @@ class Resolver:
         try:
             return self._resolve_shared(identity, config, deadline, read_disk=True)
         except ResolutionUnavailableError as exc:
-            log.warning("could not resolve monitor key %r (%s); this run goes unpinged", key, exc)
+            log.warning(
+                "could not resolve monitor key %s (%s); this run goes unpinged", shown(key), exc
+            )
             return None
 
     # -- the cache --------------------------------------------------------------------
@@ -262,7 +265,7 @@ class Resolver:
         key = identity[2]
         if not flight.done.wait(timeout=max(0.0, deadline - self._clock())):
             raise ResolutionUnavailableError(
-                f"monitor key {key!r}: no resolve answer before the deadline", key=key
+                f"monitor key {shown(key)}: no resolve answer before the deadline", key=key
             )
         if flight.error is not None:
             raise flight.error
@@ -353,17 +356,17 @@ class Resolver:
             log.error("%s; the last known token stays in use", exc)
         except ResolutionUnavailableError as exc:
             log.warning(
-                "could not resolve monitor key %r (%s); using the last known token", key, exc
+                "could not resolve monitor key %s (%s); using the last known token", shown(key), exc
             )
         except Exception as exc:  # a thread of our own must not die with a traceback
-            log.warning("re-resolving monitor key %r failed: %s", key, type(exc).__name__)
+            log.warning("re-resolving monitor key %s failed: %s", shown(key), type(exc).__name__)
 
     # -- the request ------------------------------------------------------------------
 
     def _request(self, key: str, config: Config, deadline: float) -> Entry:
         if not config.api_key:
             raise ConfigurationError(
-                f"monitor key {key!r}: no API key to resolve it with; set steadycron.api_key "
+                f"monitor key {shown(key)}: no API key to resolve it with; set steadycron.api_key "
                 "or STEADYCRON_API_KEY, or give its ping token in steadycron.monitors",
                 key=key,
             )
@@ -372,20 +375,22 @@ class Resolver:
         response = exchange.response
         if response is None or response.status == 429 or response.status >= 500:
             raise ResolutionUnavailableError(
-                f"monitor key {key!r}: SteadyCron unavailable ({exchange.reason}, "
+                f"monitor key {shown(key)}: SteadyCron unavailable "
+                f"({quote_text(exchange.reason, self.secrets(config))}, "
                 f"{exchange.attempts} attempt(s))",
                 key=key,
             )
         if response.status == 200:
             from ._token_cache import Entry
 
-            token, kind = _resolved_from(key, response)
+            token, kind = _resolved_from(key, response, self.secrets(config))
             return Entry(token, kind, self._wall_clock())
         refusal = _REFUSALS.get(response.status)
         if refusal is not None:
-            raise refusal(key, _server_message(response, config.api_key), status=response.status)
+            message = _server_message(response, self.secrets(config))
+            raise refusal(key, message, status=response.status)
         raise ResolutionUnavailableError(
-            f"monitor key {key!r}: unexpected answer from the API (HTTP {response.status})",
+            f"monitor key {shown(key)}: unexpected answer from the API (HTTP {response.status})",
             key=key,
         )
 

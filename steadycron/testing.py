@@ -24,13 +24,14 @@ from __future__ import annotations
 import datetime
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import attrs
 
 from ._client import SteadyCron
-from ._default import DefaultClient, default_client, save_settings
+from ._config import Config
+from ._default import default_client, is_default_client, save_settings
 from ._protocol import REPORT_CONTENT_TYPE, read_ping, read_report, resolve_key_of
 from ._report import Report, Values, report_of
 from .transports._base import Request, Response
@@ -39,7 +40,6 @@ from .transports._memory import InMemoryTransport
 __all__ = ["Ping", "RecordedRun", "Recorder", "Report", "record"]
 
 _OUTCOMES = ("success", "fail")
-_PLACEHOLDER_API_KEY = "sc_ro_recording"
 _KINDS = ("heartbeat", "http", "agent")
 
 
@@ -105,9 +105,9 @@ class _RecordingTransport(InMemoryTransport):
     *allowed* maps the keys that exist to their job kind (None: any key is a heartbeat).
     """
 
-    def __init__(self, client: SteadyCron, allowed: Mapping[str, str] | None) -> None:
+    def __init__(self, settings: Callable[[], Config], allowed: Mapping[str, str] | None) -> None:
         super().__init__(kinds=allowed)
-        self._client = client
+        self._settings = settings
         self._allowed = allowed
         self._keys_by_token: dict[str, str] = {}
         self._tokens_by_key: dict[str, str] = {}
@@ -136,12 +136,13 @@ class _RecordingTransport(InMemoryTransport):
         return response
 
     def _record_ping(self, request: Request) -> None:
+        config = self._settings()
         url = urllib.parse.urlsplit(request.url)
-        ping_base = urllib.parse.urlsplit(self._client.config.ping_url).path
+        ping_base = urllib.parse.urlsplit(config.ping_url).path
         target = read_ping(url.path, url.query, base_path=ping_base)
         if target is None:
             return
-        direct = {t: k for k, t in self._client.config.monitors.items()}
+        direct = {t: k for k, t in config.monitors.items()}
         key = self._keys_by_token.get(target.token) or direct.get(target.token) or target.token
         with self._lock:
             report = self._kept.pop((target.token, target.state, target.run_id), None)
@@ -222,20 +223,17 @@ def record(
     client the module settings too (``steadycron.environment = ...`` inside the block does
     not outlive it).
     """
-    client = client if client is not None else default_client()
-    transport = _RecordingTransport(client, _allowed_kinds(keys))
-    restore_settings = save_settings() if isinstance(client, DefaultClient) else None
-    previous = client._swap_transport(transport)
-    client._placeholder_api_key = _PLACEHOLDER_API_KEY
-    client._report_observer = transport.keep_report
-    client.clear_cache()
+    if client is None:
+        # The default client is rebuilt when a setting changes: ask for the current one.
+        client, settings = default_client(), lambda: default_client().config
+    else:
+        settings = lambda: client.config  # noqa: E731 -- the same shape as above
+    transport = _RecordingTransport(settings, _allowed_kinds(keys))
+    restore_settings = save_settings() if is_default_client(client) else None
     try:
-        yield transport.recorder
+        with client.stand_in(transport, keep_reports=transport.keep_report):
+            yield transport.recorder
     finally:
-        client._placeholder_api_key = None
-        client._report_observer = None
-        client._swap_transport(previous)
-        client.clear_cache()
         if restore_settings is not None:
             restore_settings()
 

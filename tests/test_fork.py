@@ -22,6 +22,7 @@ from loopback import Answer, LoopbackServer, Received, StandIn, wait_for
 
 import steadycron
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.transports import Urllib3Transport
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform cannot fork")
@@ -99,7 +100,7 @@ def wait_for_exit(pid: int) -> int:
 
 
 def ping(client: SteadyCron, key: str = KEY) -> bool:
-    return client.send_ping(key, "success")
+    return client.send(Ping(key, "success")).delivered
 
 
 def steadycron_threads() -> list[str]:

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
@@ -251,6 +252,33 @@ def test_current_run_inside_a_job_and_for_an_explicit_client() -> None:
     assert seen[0].key == AGENT
     assert f"run_id={seen[0].run_id}" in pings_to(transport, AGENT_TOKEN)[-1].url
     assert sent_report(pings_to(transport, AGENT_TOKEN)[-1]) == {"itemsProduced": 3}
+
+
+def test_a_job_that_hands_back_an_awaitable_is_current_while_that_runs() -> None:
+    async def summarize() -> int:
+        steadycron.current_run().report(steps=1)  # type: ignore[union-attr]
+        return 1
+
+    @steadycron.job(AGENT)
+    def start_summarizing() -> Awaitable[int]:
+        steadycron.current_run().report(steps=1)  # type: ignore[union-attr]
+        return summarize()
+
+    with record(keys={AGENT: "agent"}) as pings:
+        pending = start_summarizing()
+        assert steadycron.current_run() is None
+        assert asyncio.run(pending) == 1  # type: ignore[arg-type]
+    assert pings.last_run(AGENT).report.steps == 2
+
+
+def test_a_manual_run_reports_too() -> None:
+    with record(keys={AGENT: "agent"}) as pings:
+        run = steadycron.Monitor(AGENT).start()
+        run.report(items=2)
+        run.record_usage({"usage": {"input_tokens": 5, "output_tokens": 1}})
+        run.success()
+    assert pings.last_run(AGENT).states == ["start", "success"]
+    assert pings.last_run(AGENT).report == Report(items=2, tokens_in=5, tokens_out=1)
 
 
 def test_each_thread_sees_its_own_run() -> None:

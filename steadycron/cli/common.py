@@ -161,10 +161,12 @@ class Monitoring:
             ConfigurationError: the key or the API key is wrong.
         """
         from steadycron._exceptions import ConfigurationError
+        from steadycron._ping import Ping
 
         before = self._watch.count
         try:
-            delivered = self._client.send_ping(key, state, message, run_id=run_id, report=report)
+            ping = Ping.checked(key, state, message, run_id, report)
+            delivered = self._client.send(ping).delivered
         except ConfigurationError:
             raise
         except Exception as exc:  # the SDK promises not to raise; the script must not die

@@ -9,7 +9,7 @@ from typing import Any
 from typing_extensions import assert_type
 
 import steadycron
-from steadycron import Config, Run, SteadyCron
+from steadycron import Config, ManualRun, Run, SteadyCron
 from steadycron.testing import Recorder, Report, record
 from steadycron.transports import Request, Response, Transport
 
@@ -49,6 +49,10 @@ def uses_the_api() -> None:
     assert_type(steadycron.api_key, str | None)
     steadycron.monitors["k"] = "tok"
     client.ping("k", state="fail", message="m")
+    started = steadycron.Monitor("k", client=client).start()
+    assert_type(started, ManualRun)
+    assert_type(started.run_id, str)
+    started.fail("disk full")
     transport.close()
 
 
