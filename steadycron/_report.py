@@ -220,6 +220,64 @@ def snapshot(values: Values) -> Values | None:
         return dict(values)
 
 
+class Reporting:
+    """What a run offers its job: the report its outcome ping carries to an ``agent``
+    monitor. Safe to call from any thread or task of the run."""
+
+    __slots__ = ()
+    _report: Values
+
+    def report(
+        self,
+        *,
+        items: int | None = None,
+        output_chars: int | None = None,
+        steps: int | None = None,
+        tool_calls: int | None = None,
+        model: str | None = None,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        cost_usd: float | Decimal | None = None,
+        trace_url: str | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Add to the run's report: counts and cost add up across calls, text replaces.
+
+        Counts are non-negative ints, ``cost_usd`` a non-negative number of dollars
+        (float or Decimal), the rest str; None leaves a field as it is.
+
+        Raises:
+            TypeError, ValueError: a value of the wrong type, negative, or not finite.
+        """
+        add_report(
+            self._report,
+            {
+                "items": items,
+                "output_chars": output_chars,
+                "steps": steps,
+                "tool_calls": tool_calls,
+                "model": model,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost_usd": cost_usd,
+                "trace_url": trace_url,
+                "summary": summary,
+            },
+        )
+
+    def record_usage(self, response: object) -> None:
+        """Add the token counts of a model response to the report (and its model name,
+        when none was reported yet).
+
+        Reads ``response.usage`` or ``response["usage"]``: OpenAI's ``prompt_tokens`` /
+        ``completion_tokens`` or ``input_tokens`` / ``output_tokens``, Anthropic's
+        ``input_tokens`` / ``output_tokens`` (its prompt-cache reads and writes count as
+        tokens in). No vendor library is needed; what cannot be read is skipped (DEBUG
+        log), never raised.
+        """
+        add_usage(self._report, response)
+
+
 # -- usage blocks of model responses ----------------------------------------------------
 
 #: Where each count may be found: OpenAI's two APIs and Anthropic's. The first readable

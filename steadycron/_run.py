@@ -27,7 +27,6 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +36,7 @@ from ._config import check_key
 from ._exceptions import ConfigurationError
 from ._ping import Ping, Receipt, State
 from ._redact import shown
-from ._report import Values, add_report, add_usage, snapshot
+from ._report import Reporting, Values, snapshot
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -52,7 +51,7 @@ ClientSource = Callable[[], "SteadyCron"]
 
 
 @attrs.frozen
-class Run:
+class Run(Reporting):
     """One tracked run: the monitor key, the run id all its pings carry, and the report
     its outcome ping carries to an ``agent`` monitor.
 
@@ -62,56 +61,6 @@ class Run:
     key: str
     run_id: str
     _report: Values = attrs.field(factory=dict, init=False, eq=False, repr=False)
-
-    def report(
-        self,
-        *,
-        items: int | None = None,
-        output_chars: int | None = None,
-        steps: int | None = None,
-        tool_calls: int | None = None,
-        model: str | None = None,
-        tokens_in: int | None = None,
-        tokens_out: int | None = None,
-        cost_usd: float | Decimal | None = None,
-        trace_url: str | None = None,
-        summary: str | None = None,
-    ) -> None:
-        """Add to the run's report: counts and cost add up across calls, text replaces.
-
-        Counts are non-negative ints, ``cost_usd`` a non-negative number of dollars
-        (float or Decimal), the rest str; None leaves a field as it is.
-
-        Raises:
-            TypeError, ValueError: a value of the wrong type, negative, or not finite.
-        """
-        add_report(
-            self._report,
-            {
-                "items": items,
-                "output_chars": output_chars,
-                "steps": steps,
-                "tool_calls": tool_calls,
-                "model": model,
-                "tokens_in": tokens_in,
-                "tokens_out": tokens_out,
-                "cost_usd": cost_usd,
-                "trace_url": trace_url,
-                "summary": summary,
-            },
-        )
-
-    def record_usage(self, response: object) -> None:
-        """Add the token counts of a model response to the report (and its model name,
-        when none was reported yet).
-
-        Reads ``response.usage`` or ``response["usage"]``: OpenAI's ``prompt_tokens`` /
-        ``completion_tokens`` or ``input_tokens`` / ``output_tokens``, Anthropic's
-        ``input_tokens`` / ``output_tokens`` (its prompt-cache reads and writes count as
-        tokens in). No vendor library is needed; what cannot be read is skipped (DEBUG
-        log), never raised.
-        """
-        add_usage(self._report, response)
 
 
 class _Open:
@@ -387,13 +336,15 @@ async def _outcome_when_awaited(opened: _Open, awaitable: Awaitable[T]) -> T:
     return result
 
 
-class ManualRun:
+class ManualRun(Reporting):
     """A run opened by :meth:`Monitor.start`: end it once, with :meth:`success` or
-    :meth:`fail`; both pings carry its ``run_id``, as the start did."""
+    :meth:`fail`; both pings carry its ``run_id``, as the start did, and the outcome the
+    run's report (:meth:`report`, :meth:`record_usage`)."""
 
     def __init__(self, opened: _Open) -> None:
         self._opened = opened
         self._ended: State | None = None
+        self._report = opened.run._report  # the run's own: the outcome carries it
 
     def __repr__(self) -> str:
         return f"ManualRun(key={self.key!r}, run_id={self.run_id!r}, ended={self._ended!r})"
@@ -406,13 +357,6 @@ class ManualRun:
     def run_id(self) -> str:
         return self._opened.run.run_id
 
-    def report(self, **fields: Any) -> None:
-        """Add to the run's report, as :meth:`Run.report` does (the outcome carries it)."""
-        self._opened.run.report(**fields)
-
-    def record_usage(self, response: object) -> None:
-        """Add a model response's token counts, as :meth:`Run.record_usage` does."""
-        self._opened.run.record_usage(response)
 
     def success(self, message: str | None = None) -> None:
         """End the run as a success (*message* is shown with the ping)."""

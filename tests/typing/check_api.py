@@ -52,6 +52,7 @@ def uses_the_api() -> None:
     started = steadycron.Monitor("k", client=client).start()
     assert_type(started, ManualRun)
     assert_type(started.run_id, str)
+    started.report(items=0, summary="nothing to do")
     started.fail("disk full")
     transport.close()
 
