@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._exceptions import AmbiguousJobKeyError as AmbiguousJobKeyError
@@ -52,6 +52,7 @@ __all__ = [
     "__version__",
     "clear_cache",
     "configure",
+    "current_run",
     "default_client",
     "job",
     "monitor",
@@ -133,6 +134,17 @@ def default_client() -> SteadyCron:
     return default_client()
 
 
+def current_run() -> Run | None:
+    """The innermost open run of this thread or asyncio task (of any client), or None.
+
+    Inside ``@job`` or ``with monitor(...)`` it is the run whose :meth:`Run.report`
+    fills the outcome ping of an ``agent`` monitor.
+    """
+    from ._run import current_run
+
+    return current_run()
+
+
 def job(key: str) -> Callable[[F], F]:
     """Decorate a function so every call is a tracked run of monitor *key*.
 
@@ -153,10 +165,15 @@ def monitor(key: str) -> RunContext:
 
 
 def ping(
-    key: str, state: State = "success", message: str | None = None, *, run_id: str | None = None
+    key: str,
+    state: State = "success",
+    message: str | None = None,
+    *,
+    run_id: str | None = None,
+    report: Mapping[str, object] | None = None,
 ) -> None:
     """Send one ping through the default client (see :meth:`SteadyCron.ping`)."""
-    default_client().ping(key, state, message, run_id=run_id)
+    default_client().ping(key, state, message, run_id=run_id, report=report)
 
 
 def resolve(key: str) -> str:

@@ -13,7 +13,7 @@ import copy
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,8 +25,17 @@ from ._forksafe import reset_after_fork
 from ._message import clip_head
 from ._ping import UNPINGED, Ping, Receipt, State
 from ._pinger import Exchange, Pinger
-from ._protocol import NO_BODY_HEADERS, PATH_SUFFIX, TEXT_HEADERS, ping_query, token_segment
+from ._protocol import (
+    NO_BODY_HEADERS,
+    PATH_SUFFIX,
+    REPORT_HEADERS,
+    TEXT_HEADERS,
+    ping_query,
+    report_body,
+    token_segment,
+)
 from ._redact import quote_text, shown
+from ._report import Values, outcome_values
 from ._resolver import Resolver
 from ._run import Monitor, RunContext, track
 from .transports._base import MayBlock, Request, Transport, check_transport
@@ -42,6 +51,9 @@ log = logging.getLogger("steadycron")
 _STAND_IN_API_KEY = "sc_ro_stand_in"
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Told of each report that an outcome ping does not carry (a heartbeat key's): token,
+#: state, run id, the report. The test kit keeps them.
+ReportObserver = Callable[[str, str, "str | None", Values], None]
 
 
 def ping_target(ping_url: str, token: str, environment: str | None) -> tuple[str, str]:
@@ -49,8 +61,9 @@ def ping_target(ping_url: str, token: str, environment: str | None) -> tuple[str
     return f"{ping_url}/{token_segment(token)}", ping_query(environment, None)
 
 
-def ping_request(target: tuple[str, str], ping: Ping) -> Request:
-    """The wire form of *ping* (PROTOCOL.md: path per state, env and run_id in the query)."""
+def ping_request(target: tuple[str, str], ping: Ping, report: bytes | None = None) -> Request:
+    """The wire form of *ping* (PROTOCOL.md: path per state, env and run_id in the query,
+    and a body: an agent outcome's JSON *report*, else the message as text)."""
     base, query = target
     url = base + PATH_SUFFIX[ping.state]
     if ping.run_id:
@@ -58,6 +71,8 @@ def ping_request(target: tuple[str, str], ping: Ping) -> Request:
         query = f"{query}&{run_query}" if query else run_query
     if query:
         url = f"{url}?{query}"
+    if report is not None:
+        return Request("POST", url, REPORT_HEADERS, report)
     if not ping.message:
         return Request("POST", url, NO_BODY_HEADERS)
     return Request("POST", url, TEXT_HEADERS, clip_head(ping.message).encode("utf-8"))
@@ -75,6 +90,8 @@ class _Wiring:
         self.transport = transport
         self.lock = threading.Lock()
         self.stands_in = False
+        #: Told of the reports heartbeat keys do not send, while a stand-in watches.
+        self.report_observer: ReportObserver | None = None
         #: Whether ``close()`` only releases connections, leaving the clients usable.
         self.reopens = False
         reset_after_fork(self)
@@ -168,9 +185,14 @@ class SteadyCron:
         message: str | None = None,
         *,
         run_id: str | None = None,
+        report: Mapping[str, object] | None = None,
     ) -> None:
-        """Send one ping. Delivery trouble is logged, never raised; misconfiguration raises."""
-        self.send(Ping.checked(key, state, message, run_id))
+        """Send one ping. Delivery trouble is logged, never raised; misconfiguration raises.
+
+        *report* (the fields of a run report, API.md §9) goes with a success or fail ping
+        of an ``agent`` monitor; a heartbeat monitor's ping does not carry it.
+        """
+        self.send(Ping.checked(key, state, message, run_id, report))
 
     def resolve(self, key: str) -> str:
         """Resolve *key* to its ping token, raising on misconfiguration or an outage
@@ -253,14 +275,19 @@ class SteadyCron:
         direct = config.monitors.get(key)
         if direct is not None:
             return direct
+        return self._resolver.resolve_or_stale(key, self._resolving(config), deadline)
+
+    def _resolving(self, config: Config) -> Config:
+        """*config* as resolves go out under it (with an API key, when a stand-in answers)."""
         if self._wiring.stands_in and not config.api_key:
-            config = attrs.evolve(config, api_key=_STAND_IN_API_KEY)
-        return self._resolver.resolve_or_stale(key, config, deadline)
+            return attrs.evolve(config, api_key=_STAND_IN_API_KEY)
+        return config
 
     def _deliver(self, config: Config, ping: Ping, token: str, deadline: Deadline) -> bool:
         """Send *ping* to *token*; log (never raise) when it cannot be delivered."""
         target = self._ping_target(config.ping_url, token, config.environment)
-        exchange = self._exchange(ping_request(target, ping), deadline)
+        body = None if ping.state == "start" else self._report_body(config, ping, token)
+        exchange = self._exchange(ping_request(target, ping, body), deadline)
         if exchange.ok:
             return True
         log.warning(
@@ -271,6 +298,32 @@ class SteadyCron:
             exchange.attempts,
         )
         return False
+
+    def _report_body(self, config: Config, ping: Ping, token: str) -> bytes | None:
+        """The JSON report an outcome ping carries, or None when it carries text.
+
+        An ``agent`` monitor's outcome always carries one, its summary being the ping's
+        message when there is one (a fail's error text). A ``heartbeat`` monitor's never
+        does: the report is handed to the test kit, if it is watching. The kind of a
+        direct token is unknown: its outcome carries the report when there is one.
+        """
+        report = ping.report
+        if ping.key in config.monitors:
+            kind = None
+        else:
+            kind = self._resolver.kind(ping.key, self._resolving(config))
+        if kind == "heartbeat" or (kind is None and not report):
+            observer = self._wiring.report_observer
+            if report and observer is not None:
+                kept = outcome_values(report, secrets=self._secrets(config, token))
+                observer(token, ping.state, ping.run_id, kept)
+            return None
+        secrets = self._secrets(config, token)
+        return report_body(outcome_values(report or {}, summary=ping.message, secrets=secrets))
+
+    def _secrets(self, config: Config, token: str) -> list[str | None]:
+        """Every secret this client holds, which no text it sends may carry."""
+        return [token, *self._resolver.secrets(config)]
 
     def _exchange(self, request: Request, deadline: Deadline) -> Exchange:
         return self._pinger.exchange(self.transport, request, deadline)
@@ -293,12 +346,15 @@ class SteadyCron:
         return previous
 
     @contextlib.contextmanager
-    def stand_in(self, transport: Transport) -> Iterator[Transport]:
+    def stand_in(
+        self, transport: Transport, *, keep_reports: ReportObserver | None = None
+    ) -> Iterator[Transport]:
         """While the block runs, *transport* stands in for SteadyCron itself.
 
         Every request goes to it; keys resolve even without an API key (it answers for
         the server); tokens cached before or during the block are forgotten on both sides
-        of it. On exit the previous transport is back, unclosed. ``steadycron.testing``
+        of it; *keep_reports* is told of each report a heartbeat key's outcome does not
+        send. On exit the previous transport is back, unclosed. ``steadycron.testing``
         records pings this way.
         """
         check_transport(transport)
@@ -306,12 +362,14 @@ class SteadyCron:
         with wiring.lock:
             previous, wiring.transport = wiring.transport, transport
             stood_in, wiring.stands_in = wiring.stands_in, True
+            observer, wiring.report_observer = wiring.report_observer, keep_reports
         self.clear_cache()
         try:
             yield transport
         finally:
             with wiring.lock:
                 wiring.transport, wiring.stands_in = previous, stood_in
+                wiring.report_observer = observer
             self.clear_cache()
 
     @classmethod

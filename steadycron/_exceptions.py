@@ -7,7 +7,7 @@
     │   ├── AuthenticationError       401/403 from the API
     │   ├── MonitorNotFoundError      404: no job with that key
     │   ├── AmbiguousJobKeyError      409: the key matches several jobs
-    │   └── InvalidMonitorKindError   the key names an http or agent job
+    │   └── InvalidMonitorKindError   the key names a job that takes no pings (http)
     ├── ResolutionUnavailableError    outage, raised only by ``client.resolve()``
     └── TransportError                no HTTP answer (never escapes a ping)
         ├── ConnectError
@@ -77,9 +77,9 @@ class AmbiguousJobKeyError(_ServerRefusal):
 
 
 class InvalidMonitorKindError(_ServerRefusal):
-    """The key names a job that is not a heartbeat monitor."""
+    """The key names a job that takes no pings: not a heartbeat or agent monitor."""
 
-    default_reason = "the key names a job that is not a heartbeat monitor"
+    default_reason = "the key names a job that is not a heartbeat or agent monitor"
 
     def __init__(
         self,
@@ -91,7 +91,7 @@ class InvalidMonitorKindError(_ServerRefusal):
     ) -> None:
         self.kind = kind
         if kind is not None:
-            self.default_reason = f"the key names a {kind!r} job, not a heartbeat monitor"
+            self.default_reason = f"the key names a {kind!r} job, not a heartbeat or agent monitor"
         super().__init__(key, server_message, status=status)
 
 

@@ -8,10 +8,12 @@ them, and a tuple costs half what a validated record would.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, NamedTuple, cast
 
 from ._config import check_key, optional_text
 from ._protocol import STATES
+from ._report import Values, check_report
 
 State = Literal["start", "success", "fail"]
 
@@ -24,16 +26,18 @@ def check_state(state: object) -> State:
 
 
 class Ping(NamedTuple):
-    """One ping: which monitor, which state, an optional message and the run it belongs to.
+    """One ping: which monitor, which state, an optional message, the run it belongs to,
+    and that run's report (checked values; an outcome's, for an ``agent`` monitor).
 
     The token it travels to is not part of it: that is the client's business (and a
-    secret). A run report for agent monitors will join these fields.
+    secret).
     """
 
     key: str
     state: State = "success"
     message: str | None = None
     run_id: str | None = None
+    report: Values | None = None
 
     @classmethod
     def checked(
@@ -42,12 +46,18 @@ class Ping(NamedTuple):
         state: object = "success",
         message: object = None,
         run_id: object = None,
+        report: Mapping[str, object] | None = None,
     ) -> Ping:
         """A ping from a caller's arguments; TypeError/ValueError for what cannot be sent."""
         if message is not None and not isinstance(message, str):
             # Not optional_text: a message may hold anything; what cannot travel becomes "?".
             raise TypeError(f"message must be a str or None, not {type(message).__name__}")
-        return cls(check_key(key), check_state(state), message, optional_text("run_id", run_id))
+        checked_key, checked_state = check_key(key), check_state(state)
+        checked_run_id = optional_text("run_id", run_id)
+        checked_report = None if report is None else check_report(report)
+        if checked_report is not None and checked_state == "start":
+            raise ValueError("a report goes with a run's outcome (success or fail), not its start")
+        return cls(checked_key, checked_state, message, checked_run_id, checked_report)
 
 
 class Receipt(NamedTuple):

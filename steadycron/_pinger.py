@@ -57,6 +57,12 @@ def origin_of(url: str) -> str:
     return url if end < 0 else url[:end]
 
 
+#: What an answer means where its number alone would leave the reader of a log guessing.
+STATUS_MEANINGS = {
+    422: "the run was not open on the server (its start ping may have been lost in an outage)",
+}
+
+
 @attrs.frozen
 class Exchange:
     """What came of an exchange: the last answer (if any) and how we got there."""
@@ -73,7 +79,9 @@ class Exchange:
     def reason(self) -> str:
         """Why the exchange did not succeed, in words safe to log."""
         if self.response is not None:
-            return f"HTTP {self.response.status}"
+            status = self.response.status
+            meaning = STATUS_MEANINGS.get(status)
+            return f"HTTP {status}: {meaning}" if meaning else f"HTTP {status}"
         return self.error or "no answer"
 
 

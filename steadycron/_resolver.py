@@ -144,6 +144,9 @@ class Resolver:
         self._wall_clock = wall_clock
         self._start_thread = start_thread
         self._memory: dict[Identity, _Cached] = {}
+        #: Kinds of the keys resolved, kept when tokens are not (``resolve_cache_ttl=0``):
+        #: a run's outcome ping is built by its monitor's kind.
+        self._kinds: dict[Identity, str] = {}
         self._flights: dict[Identity, _Flight] = {}
         self._lock = threading.Lock()
         # Bumped by clear(): a resolve that started before must not refill the cache.
@@ -155,6 +158,7 @@ class Resolver:
         with self._lock:
             self._generation += 1
             self._memory.clear()
+            self._kinds.clear()
         disk = self._disk(config) if config.api_key else None
         if disk is not None and config.api_key:
             from ._token_cache import tenant_prefix
@@ -169,8 +173,9 @@ class Resolver:
 
     def kind(self, key: str, config: Config) -> str | None:
         """The monitor kind *key* resolved to under *config*, if it is known."""
-        cached = self._memory.get((config.api_url, config.api_key, key))
-        return None if cached is None else cached.kind
+        identity = (config.api_url, config.api_key, key)
+        cached = self._memory.get(identity)
+        return self._kinds.get(identity) if cached is None else cached.kind
 
     def resolve(self, key: str, config: Config, deadline: Deadline) -> str:
         """The token for *key*, asked of the API unless this client resolved or used it
@@ -281,6 +286,7 @@ class Resolver:
         generation = self._generation
         try:
             entry = self._fetch_shared(identity, config, deadline, read_disk=read_disk)
+            self._kinds[identity] = entry.kind
             self._keep(identity, config, entry, generation)
             flight.token = entry.token
             return entry.token

@@ -12,6 +12,10 @@ nothing cached: a second wait for the same outage would only make the job later)
 looks its token up as every ping does, so a token refreshed during the run is used.
 Coroutines send on threads of their own (``_offload``), or inline when the transport never
 blocks.
+
+While its body runs, a run is the current run of its thread or task
+(:func:`current_run`), whose report (:meth:`Run.report`) the outcome ping carries to an
+``agent`` monitor.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +37,7 @@ from ._deadline import Deadline
 from ._exceptions import ConfigurationError
 from ._ping import Ping, Receipt, State
 from ._redact import shown
+from ._report import Reporting, Values, snapshot
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -47,11 +52,16 @@ ClientSource = Callable[[], "SteadyCron"]
 
 
 @attrs.frozen
-class Run:
-    """One tracked run: the monitor key and the run id all its pings carry."""
+class Run(Reporting):
+    """One tracked run: the monitor key, the run id all its pings carry, and the report
+    its outcome ping carries to an ``agent`` monitor.
+
+    ``report`` and ``record_usage`` may be called from any thread or task of the run.
+    """
 
     key: str
     run_id: str
+    _report: Values = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
 
 class _Open:
@@ -78,7 +88,7 @@ class _Open:
         if self.client.closed:
             log.warning("outcome ping of %s skipped: its client was closed", shown(self.run.key))
             return None
-        return Ping(self.run.key, state, message, self.run.run_id)
+        return Ping(self.run.key, state, message, self.run.run_id, snapshot(self.run._report))
 
 
 def _outcome(exc: BaseException | None, capture_errors: bool) -> tuple[State, str | None]:
@@ -176,9 +186,27 @@ async def close_run_async(opened: _Open, exc: BaseException | None) -> None:
     await _offload.result(_offload.submit(send), deadline)
 
 
-_open_runs: contextvars.ContextVar[tuple[tuple[RunContext, _Open], ...]] = contextvars.ContextVar(
-    "steadycron_open_runs", default=()
+#: The open runs of this thread or task, innermost last, each with the RunContext that
+#: opened it (None: a ``@job`` call).
+_open_runs: contextvars.ContextVar[tuple[tuple[RunContext | None, _Open], ...]] = (
+    contextvars.ContextVar("steadycron_open_runs", default=())
 )
+
+
+def current_run() -> Run | None:
+    """The innermost open run of this thread or asyncio task, of any client; None outside.
+
+    A task started inside a run sees that run (tasks copy their context); a thread you
+    start yourself does not: hand it the run instead (its report is thread-safe).
+    """
+    stack = _open_runs.get()
+    return stack[-1][1].run if stack else None
+
+
+def _enter(opened: _Open) -> contextvars.Token[tuple[tuple[RunContext | None, _Open], ...]]:
+    """Make a ``@job`` call's run the current one while its body runs (until the token is
+    reset, in the same thread or task)."""
+    return _open_runs.set((*_open_runs.get(), (None, opened)))
 
 
 class RunContext:
@@ -261,11 +289,14 @@ def track(client: ClientSource, key: str) -> Callable[[F], F]:
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
                 opened = await open_run_async(client(), key)
+                current = _enter(opened)
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
+                    _open_runs.reset(current)
                     await close_run_async(opened, exc)
                     raise
+                _open_runs.reset(current)
                 await close_run_async(opened, None)
                 return result
 
@@ -274,11 +305,14 @@ def track(client: ClientSource, key: str) -> Callable[[F], F]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             opened = open_run(client(), key)
+            current = _enter(opened)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                _open_runs.reset(current)
                 close_run(opened, exc)
                 raise
+            _open_runs.reset(current)
             if result is not None and inspect.isawaitable(result):
                 return _outcome_when_awaited(opened, result)
             close_run(opened, None)
@@ -292,22 +326,27 @@ def track(client: ClientSource, key: str) -> Callable[[F], F]:
 async def _outcome_when_awaited(opened: _Open, awaitable: Awaitable[T]) -> T:
     """A plain function handed back an awaitable (a sync wrapper around an ``async def``):
     its run ends when that completes, the way it completes."""
+    current = _enter(opened)
     try:
         result = await awaitable
     except BaseException as exc:
+        _open_runs.reset(current)
         await close_run_async(opened, exc)
         raise
+    _open_runs.reset(current)
     await close_run_async(opened, None)
     return result
 
 
-class ManualRun:
+class ManualRun(Reporting):
     """A run opened by :meth:`Monitor.start`: end it once, with :meth:`success` or
-    :meth:`fail`; both pings carry its ``run_id``, as the start did."""
+    :meth:`fail`; both pings carry its ``run_id``, as the start did, and the outcome the
+    run's report (:meth:`report`, :meth:`record_usage`)."""
 
     def __init__(self, opened: _Open) -> None:
         self._opened = opened
         self._ended: State | None = None
+        self._report = opened.run._report  # the run's own: the outcome carries it
 
     def __repr__(self) -> str:
         return f"ManualRun(key={self.key!r}, run_id={self.run_id!r}, ended={self._ended!r})"
@@ -338,7 +377,8 @@ class ManualRun:
         opened = self._opened
         if opened.receipt is not None and opened.receipt.token is None:
             return  # its start had nowhere to go: the run goes unpinged, as a tracked one
-        opened.client.send(Ping(self.key, state, message, self.run_id))
+        report = snapshot(opened.run._report)
+        opened.client.send(Ping(self.key, state, message, self.run_id, report))
 
 
 class Monitor:
@@ -358,10 +398,19 @@ class Monitor:
         return f"Monitor(key={self.key!r})"
 
     def ping(
-        self, state: State = "success", message: str | None = None, *, run_id: str | None = None
+        self,
+        state: State = "success",
+        message: str | None = None,
+        *,
+        run_id: str | None = None,
+        report: Mapping[str, object] | None = None,
     ) -> None:
-        """Send one ping; raises only for misuse or misconfiguration, never for delivery."""
-        self._pick_client().send(Ping.checked(self.key, state, message, run_id))
+        """Send one ping; raises only for misuse or misconfiguration, never for delivery.
+
+        *report* (the fields of :meth:`Run.report`, by name) goes with a success or fail
+        ping of an ``agent`` monitor; pair it with a start ping of the same *run_id*.
+        """
+        self._pick_client().send(Ping.checked(self.key, state, message, run_id, report))
 
     def start(self) -> ManualRun:
         """Send a start ping with a fresh run id, and return the run to end with
