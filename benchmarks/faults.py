@@ -5,6 +5,9 @@ a byte at a time, or when the name lookup hangs; and a ping on a kept-alive conn
 Socket timeouts bound single reads, so none of these is cut short by them; only the
 SDK's hard deadline is. The hung lookup is staged in this process by making
 ``socket.getaddrinfo`` block for one made-up host name.
+
+And what an outage costs a tracked run (start and outcome ping) when SteadyCron refuses
+connections: the first run pays one ping budget, the circuit breaker spares the next.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def measure(bench: Bench) -> Outcome:
                 seconds = statistics.median(samples)
                 worst = max(worst, *samples)
                 rows.append(Row(f"worst case: {fault}", name, seconds * 1e3, "ms"))
+    rows.extend(_outage_rows())
     limit = PING_TIMEOUT + ALLOWANCE
     target = Target(
         f"worst case, ping_timeout={PING_TIMEOUT:g} s, every fault",
@@ -104,3 +108,25 @@ def measure(bench: Bench) -> Outcome:
         worst <= limit,
     )
     return Outcome(rows, [target])
+
+
+def _nothing() -> None:
+    """The job: the run is all monitoring."""
+
+
+def _outage_rows() -> list[Row]:
+    """A tracked run against a refused port: the first, then the ones after it."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()  # nobody listens there now: connections are refused at once
+    config = Config(ping_url=refused, ping_timeout=PING_TIMEOUT, monitors={"k": "token"})
+    rows = []
+    with quiet(), SteadyCron(config, transport=Urllib3Transport()) as client:
+        run = client.job("k")(_nothing)
+        for label in ("first run", "next run"):
+            started = time.perf_counter()
+            run()
+            seconds = time.perf_counter() - started
+            rows.append(Row("hard outage: refused port", label, seconds * 1e3, "ms"))
+    return rows

@@ -13,7 +13,6 @@ import copy
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from ._config import Config, check_key
+from ._deadline import Deadline
+from ._forksafe import reset_after_fork
 from ._message import clip_head
 from ._ping import UNPINGED, Ping, Receipt, State
 from ._pinger import Exchange, Pinger
@@ -37,7 +38,7 @@ from ._redact import quote_text, shown
 from ._report import Values, outcome_values
 from ._resolver import Resolver
 from ._run import Monitor, RunContext, track
-from .transports._base import Request, Transport, check_transport
+from .transports._base import MayBlock, Request, Transport, check_transport
 
 if TYPE_CHECKING:
     from ._token_cache import TokenCache
@@ -93,6 +94,12 @@ class _Wiring:
         self.report_observer: ReportObserver | None = None
         #: Whether ``close()`` only releases connections, leaving the clients usable.
         self.reopens = False
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held it (building the transport, which imports
+        # urllib3) at the fork: in the child nobody would ever release it.
+        self.lock = threading.Lock()
 
 
 class SteadyCron:
@@ -154,7 +161,8 @@ class SteadyCron:
     def never_blocks(self) -> bool:
         """Whether the transport answers at once (an in-memory one): then coroutines ping
         inline instead of on a thread. The default transport, not built yet, blocks."""
-        return getattr(self._wiring.transport, "blocking", True) is False
+        transport = self._wiring.transport
+        return isinstance(transport, MayBlock) and not transport.blocking
 
     # -- the public API ---------------------------------------------------------------
 
@@ -226,25 +234,26 @@ class SteadyCron:
 
     # -- the one path a ping takes ----------------------------------------------------
 
-    def new_deadline(self) -> float:
-        """The deadline of a ping that starts now: ``ping_timeout`` from now (monotonic)."""
-        return time.monotonic() + self._config.ping_timeout
+    def new_deadline(self) -> Deadline:
+        """The deadline of a ping that starts now: ``ping_timeout`` from now."""
+        return Deadline.after(self._config.ping_timeout)
 
     def send(
-        self, ping: Ping, *, deadline: float | None = None, token: str | None = None
+        self, ping: Ping, *, deadline: Deadline | None = None, token: str | None = None
     ) -> Receipt:
         """Send *ping* before *deadline* (:meth:`new_deadline` when omitted).
 
         Its key is resolved first, unless *token* says where it goes (a run's outcome goes
         where its start went). Delivery trouble is logged, never raised; misconfiguration
         raises. When the caller is interrupted while the start of a run is on its way (a
-        Ctrl-C, a signal handler's exception), a fail follows it before the interruption
-        goes on: a run is closed once it is opened (API.md §3).
+        Ctrl-C, a signal handler's exception), either nothing of the start was sent (and
+        nothing will be), or a fail follows it before the interruption goes on: a run is
+        closed once it is opened (API.md §3).
         """
         self._check_open()
         config = self._config
         if deadline is None:
-            deadline = time.monotonic() + config.ping_timeout
+            deadline = Deadline.after(config.ping_timeout)
         if token is None:
             token = self._token_for(config, ping.key, deadline)
             if token is None:
@@ -254,11 +263,14 @@ class SteadyCron:
         try:
             return Receipt(self._deliver(config, ping, token, deadline), token)
         except BaseException:
-            fail = ping._replace(state="fail")
-            self._deliver(config, fail, token, time.monotonic() + config.ping_timeout)
+            # Cut: nothing more goes out for the start. Only if it may have gone out
+            # already does the run need its fail; otherwise the interruption goes on now.
+            if deadline.cut():
+                fail = ping._replace(state="fail")
+                self._deliver(config, fail, token, Deadline.after(config.ping_timeout))
             raise
 
-    def _token_for(self, config: Config, key: str, deadline: float) -> str | None:
+    def _token_for(self, config: Config, key: str, deadline: Deadline) -> str | None:
         """The token to ping *key* with; None during an outage with nothing cached."""
         direct = config.monitors.get(key)
         if direct is not None:
@@ -271,7 +283,7 @@ class SteadyCron:
             return attrs.evolve(config, api_key=_STAND_IN_API_KEY)
         return config
 
-    def _deliver(self, config: Config, ping: Ping, token: str, deadline: float) -> bool:
+    def _deliver(self, config: Config, ping: Ping, token: str, deadline: Deadline) -> bool:
         """Send *ping* to *token*; log (never raise) when it cannot be delivered."""
         target = self._ping_target(config.ping_url, token, config.environment)
         body = None if ping.state == "start" else self._report_body(config, ping, token)
@@ -313,7 +325,7 @@ class SteadyCron:
         """Every secret this client holds, which no text it sends may carry."""
         return [token, *self._resolver.secrets(config)]
 
-    def _exchange(self, request: Request, deadline: float) -> Exchange:
+    def _exchange(self, request: Request, deadline: Deadline) -> Exchange:
         return self._pinger.exchange(self.transport, request, deadline)
 
     def _token_cache(self, config: Config) -> TokenCache | None:

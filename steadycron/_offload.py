@@ -16,11 +16,11 @@ import asyncio
 import contextlib
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ._deadline import Deadline
 from ._forksafe import reset_after_fork
 
 T = TypeVar("T")
@@ -105,7 +105,7 @@ def submit(fn: Callable[[], T]) -> Future[T]:
     return _threads.submit(fn)
 
 
-async def result(future: Future[T], deadline: float) -> T | None:
+async def result(future: Future[T], deadline: Deadline) -> T | None:
     """*future*'s result, or None when its deadline passed first (the work goes on).
 
     Cancelling the awaiting task leaves the work running too: what was begun is not
@@ -120,7 +120,7 @@ async def result(future: Future[T], deadline: float) -> T | None:
                 loop.call_soon_threadsafe(_set_done, waiter)
 
         future.add_done_callback(wake)
-        timeout = max(0.0, deadline - time.monotonic()) + SCHEDULING_GRACE_SECONDS
+        timeout = deadline.remaining() + SCHEDULING_GRACE_SECONDS
         await asyncio.wait([waiter], timeout=timeout)
         if not future.done():
             return None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._config import Config, is_sendable
+from ._deadline import Deadline
 from ._exceptions import (
     AmbiguousJobKeyError,
     AuthenticationError,
@@ -45,7 +46,7 @@ log = logging.getLogger("steadycron")
 #: before another is tried: a revoked key must not cost an API request per ping.
 REFRESH_RETRY_SECONDS = 60.0
 
-Fetch = Callable[[Request, float], Exchange]
+Fetch = Callable[[Request, Deadline], Exchange]
 #: Whose token: (api_url, API key, monitor key).
 Identity = tuple[str, "str | None", str]
 
@@ -176,7 +177,7 @@ class Resolver:
         cached = self._memory.get(identity)
         return self._kinds.get(identity) if cached is None else cached.kind
 
-    def resolve(self, key: str, config: Config, deadline: float) -> str:
+    def resolve(self, key: str, config: Config, deadline: Deadline) -> str:
         """The token for *key*, asked of the API unless this client resolved or used it
         within ``resolve_cache_ttl``: asking is this call's job, so it does not take the
         disk's word alone (``steadycron check`` reports what the API says today).
@@ -189,7 +190,7 @@ class Resolver:
             return cached.token
         return self._resolve_shared(identity, config, deadline, read_disk=False)
 
-    def resolve_or_stale(self, key: str, config: Config, deadline: float) -> str | None:
+    def resolve_or_stale(self, key: str, config: Config, deadline: Deadline) -> str | None:
         """The token to ping *key* with, for runs and pings.
 
         A cached token (memory or disk) is used at once, past its TTL too, while a
@@ -246,7 +247,7 @@ class Resolver:
     # -- one resolve at a time per identity, in this process and across processes ----
 
     def _resolve_shared(
-        self, identity: Identity, config: Config, deadline: float, *, read_disk: bool
+        self, identity: Identity, config: Config, deadline: Deadline, *, read_disk: bool
     ) -> str:
         while True:
             with self._lock:
@@ -261,9 +262,11 @@ class Resolver:
                 return token
             # The leader was interrupted (its own trouble, not ours): ask again.
 
-    def _wait_for_flight(self, flight: _Flight, identity: Identity, deadline: float) -> str | None:
+    def _wait_for_flight(
+        self, flight: _Flight, identity: Identity, deadline: Deadline
+    ) -> str | None:
         key = identity[2]
-        if not flight.done.wait(timeout=max(0.0, deadline - self._clock())):
+        if not flight.done.wait(timeout=deadline.remaining()):
             raise ResolutionUnavailableError(
                 f"monitor key {shown(key)}: no resolve answer before the deadline", key=key
             )
@@ -276,7 +279,7 @@ class Resolver:
         flight: _Flight,
         identity: Identity,
         config: Config,
-        deadline: float,
+        deadline: Deadline,
         *,
         read_disk: bool,
     ) -> str:
@@ -299,7 +302,7 @@ class Resolver:
             flight.done.set()
 
     def _fetch_shared(
-        self, identity: Identity, config: Config, deadline: float, *, read_disk: bool
+        self, identity: Identity, config: Config, deadline: Deadline, *, read_disk: bool
     ) -> Entry:
         """Ask the API, letting one process of the user ask for everyone at a time."""
         api_url, api_key, key = identity
@@ -310,7 +313,7 @@ class Resolver:
 
         where = names(api_url, api_key, key)
         # Another process asking already: wait for its answer, but keep half the budget.
-        wait_until = self._clock() + max(0.0, deadline - self._clock()) / 2
+        wait_until = self._clock() + deadline.remaining() / 2
         with disk.turn(where, wait_until=wait_until if read_disk else 0.0) as turn:
             if read_disk and turn != "no locks":
                 entry = disk.load(where)
@@ -337,7 +340,7 @@ class Resolver:
             cached.refresh_after = self._clock() + min(
                 config.resolve_cache_ttl, REFRESH_RETRY_SECONDS
             )
-        deadline = self._clock() + config.ping_timeout
+        deadline = Deadline.after(config.ping_timeout, clock=self._clock)
         try:
             self._start_thread(lambda: self._refresh(flight, identity, config, deadline))
         except RuntimeError:  # no new threads at interpreter shutdown: keep the stale token
@@ -346,7 +349,7 @@ class Resolver:
             flight.done.set()
 
     def _refresh(
-        self, flight: _Flight, identity: Identity, config: Config, deadline: float
+        self, flight: _Flight, identity: Identity, config: Config, deadline: Deadline
     ) -> None:
         key = identity[2]
         try:
@@ -363,7 +366,7 @@ class Resolver:
 
     # -- the request ------------------------------------------------------------------
 
-    def _request(self, key: str, config: Config, deadline: float) -> Entry:
+    def _request(self, key: str, config: Config, deadline: Deadline) -> Entry:
         if not config.api_key:
             raise ConfigurationError(
                 f"monitor key {shown(key)}: no API key to resolve it with; set steadycron.api_key "

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from ._config import check_key
+from ._deadline import Deadline
 from ._exceptions import ConfigurationError
 from ._ping import Ping, Receipt, State
 from ._redact import shown
@@ -150,7 +151,8 @@ async def open_run_async(client: SteadyCron, key: str) -> _Open:
         raise
     except BaseException:
         fail = functools.partial(_fail_after, client, ping, start)
-        await _offload.result(_offload.submit(fail), deadline + client.config.ping_timeout)
+        later = Deadline(deadline.at + client.config.ping_timeout)
+        await _offload.result(_offload.submit(fail), later)
         raise
     return _Open(client, run, receipt)
 
@@ -356,7 +358,6 @@ class ManualRun(Reporting):
     @property
     def run_id(self) -> str:
         return self._opened.run.run_id
-
 
     def success(self, message: str | None = None) -> None:
         """End the run as a success (*message* is shown with the ping)."""

@@ -50,6 +50,9 @@ class FakeSteadyCron:
     broken_tokens: set[str] = attrs.Factory(set)
     #: Seconds to wait before answering a resolve (a slow API).
     resolve_delay: float = 0.0
+    #: Answer every resolve 503 with a long Retry-After (the API down for maintenance):
+    #: each resolution is then one request.
+    api_unavailable: bool = False
     pings: list[ReceivedPing] = attrs.Factory(list)
     resolves: list[str] = attrs.Factory(list)
     url: str = ""
@@ -76,9 +79,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
 
-    def _answer(self, status: int, payload: object = None) -> None:
+    def _answer(self, status: int, payload: object = None, **headers: str) -> None:
         body = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -92,7 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fake.resolves.append(key)
         time.sleep(fake.resolve_delay)
-        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+        if fake.api_unavailable:
+            body = {"error": "unavailable", "message": "down for maintenance"}
+            self._answer(503, body, Retry_After="3600")
+        elif self.headers.get("Authorization") != f"Bearer {API_KEY}":
             self._answer(401, {"error": "unauthorized", "message": "invalid API key"})
         elif key in fake.ambiguous:
             self._answer(409, {"error": "ambiguous", "message": "2 jobs have this key"})

@@ -488,6 +488,30 @@ def test_unreachable_server_with_strict_still_runs_the_command() -> None:
     assert result.stdout == b"ran\n"
 
 
+@pytest.mark.parametrize("outage", ["refused", "503"])
+def test_an_unreachable_api_costs_a_run_one_resolution_at_most(
+    fake: FakeSteadyCron, outage: str, tmp_path: Path
+) -> None:
+    """The outcome ping does not resolve the key again: one ping budget for the run."""
+    started_at = tmp_path / "started"
+    code = f"import pathlib, time; pathlib.Path({str(started_at)!r}).write_text(str(time.time()))"
+    fake.api_unavailable = True
+    began = time.monotonic()
+    if outage == "refused":
+        with dead_port() as dead:
+            result = steadycron("run", KEY, "--timeout", "1", "--", *python(code), url=dead)
+    else:
+        result = steadycron("run", KEY, "--timeout", "1", "--", *python(code), url=fake.url)
+        assert fake.resolves == [KEY]  # asked once (and the 503 said not to ask again soon)
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert started_at.exists()
+    # One budget (1 s) for the resolution before the command, none after it; the rest
+    # is starting two Python processes on a loaded machine.
+    assert took < 1 + 1.5, took
+    assert fake.pings == []
+
+
 def test_misconfigured_key_the_command_still_runs(fake: FakeSteadyCron) -> None:
     result = run(fake.url, "import sys; print('ran'); sys.exit(5)", key="no-such-job")
     assert result.returncode == 5

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import API_KEY, KEY, TOKEN
@@ -176,3 +178,69 @@ def test_child_runs_a_tracked_job_of_the_default_client(server: LoopbackServer) 
     run_ids = [received.query["run_id"] for received in server.received[1:]]
     assert len(set(run_ids)) == 3  # three runs, each with its own run id
     assert server.connections == 2
+
+
+def test_a_fork_during_the_trust_store_load_leaves_the_child_able_to_ping_over_https(
+    server_tls: ssl.SSLContext, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first HTTPS connect reads the CA bundle under a lock; a child forked meanwhile
+    must not inherit that lock held (nor a half-read store)."""
+    import urllib3.util.ssl_
+
+    loading = threading.Event()
+
+    class SlowTrust(ssl.SSLContext):
+        """Reads its trust store as slowly as a big system bundle on a busy machine."""
+
+        def load_verify_locations(self, *args: Any, **kwargs: Any) -> None:
+            loading.set()
+            time.sleep(0.5)
+            super().load_verify_locations(*args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.ssl_, "SSLContext", SlowTrust)
+    with LoopbackServer(StandIn({KEY: TOKEN}), tls=server_tls) as https:
+        config = Config(ping_url=https.url, monitors={KEY: TOKEN}, ping_timeout=3.0)
+
+        def new_client() -> SteadyCron:
+            return SteadyCron(config, transport=Urllib3Transport(ca_certs=ca_file))
+
+        with new_client() as client:
+            delivered: list[bool] = []
+            first = threading.Thread(target=lambda: delivered.append(ping(client)))
+            first.start()
+            assert loading.wait(5)
+
+            def child_pings() -> bool:
+                with new_client() as fresh:
+                    return ping(client) and ping(fresh)
+
+            assert in_child(child_pings) == 0
+            first.join(5)
+            assert delivered == [True]
+        assert https.paths().count(f"/{TOKEN}") == 3
+
+
+def test_a_fork_while_the_default_transport_is_being_built_does_not_hang_the_child(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client builds its transport on first use, under a lock (the first build imports
+    urllib3, tens of milliseconds); a child forked meanwhile must not wait for it forever."""
+    from steadycron.transports import _urllib3
+
+    building = threading.Event()
+
+    class SlowToBuild(_urllib3.Urllib3Transport):
+        def __init__(self) -> None:
+            building.set()
+            time.sleep(0.5)
+            super().__init__()
+
+    monkeypatch.setattr(_urllib3, "Urllib3Transport", SlowToBuild)
+    config = Config(ping_url=server.url, monitors={KEY: TOKEN}, ping_timeout=3.0)
+    with SteadyCron(config) as client:
+        first = threading.Thread(target=lambda: client.transport)
+        first.start()
+        assert building.wait(5)
+        assert in_child(lambda: ping(client)) == 0
+        first.join(5)
+        assert ping(client)

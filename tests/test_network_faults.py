@@ -603,3 +603,77 @@ def test_answers_are_not_mixed_up_between_threads(
         outcomes = pool.map(lambda key: client.send(Ping(key, "success")).delivered, tokens)
         delivered = dict(zip(tokens, outcomes, strict=True))
     assert delivered == {key: int(token[3:]) % 2 == 1 for key, token in tokens.items()}
+
+
+# -- nothing is sent after a ping's deadline ----------------------------------------------
+
+SLOW_LOOKUP_HOST = "slow-lookup.steadycron-test.invalid"
+
+
+@pytest.fixture
+def slow_lookup(api: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A base URL whose name lookup takes 0.6 s (twice the budget), then finds ``api``."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == SLOW_LOOKUP_HOST:
+            release.wait(0.6)
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield f"http://{SLOW_LOOKUP_HOST}:{api.port}"
+    release.set()
+
+
+@pytest.mark.parametrize("transport_class", TRANSPORTS)
+def test_a_ping_abandoned_in_a_slow_name_lookup_is_never_sent_late(
+    make_client: MakeClient,
+    api: LoopbackServer,
+    slow_lookup: str,
+    transport_class: Callable[[], Transport],
+) -> None:
+    client = make_client(transport_class, ping_url=slow_lookup, monitors={KEY: TOKEN})
+    started = time.monotonic()
+    assert client.send(Ping(KEY, "start")).delivered is False
+    assert time.monotonic() - started < PING_TIMEOUT + SLACK
+    time.sleep(1.0)  # the lookup returned long ago: a late request would be here by now
+    assert api.received == []
+
+
+@pytest.mark.parametrize("transport_class", TRANSPORTS)
+def test_a_run_whose_pings_outlive_a_slow_lookup_never_reaches_the_server_out_of_order(
+    make_client: MakeClient,
+    api: LoopbackServer,
+    slow_lookup: str,
+    transport_class: Callable[[], Transport],
+) -> None:
+    client = make_client(transport_class, ping_url=slow_lookup, monitors={KEY: TOKEN})
+    ran: list[str] = []
+    started = time.monotonic()
+    tracked(client, ran)()
+    assert time.monotonic() - started < 2 * PING_TIMEOUT + SLACK
+    assert ran == ["ran"]
+    time.sleep(1.0)
+    assert pings_received(api) == []
+
+
+# -- no request storms --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["0", "Wed, 21 Oct 2015 07:28:00 GMT"],  # nothing to wait, a date long past (clock skew)
+    ids=["zero", "date-in-the-past"],
+)
+def test_a_retry_after_of_nothing_never_retries_faster_than_the_backoff(
+    make_client: MakeClient, api: LoopbackServer, retry_after: str
+) -> None:
+    api.respond = lambda received: Answer(429, b"slow down", {"Retry-After": retry_after})
+    client = make_client(ping_timeout=2.0, monitors={KEY: TOKEN})
+    started = time.monotonic()
+    assert client.send(Ping(KEY, "success")).delivered is False
+    assert time.monotonic() - started < 2.0 + SLACK
+    # 50, 100, 200, 400 and 800 ms of backoff (plus jitter) fit in 2 s; a second more does not.
+    assert 4 <= len(pings_received(api)) <= 7

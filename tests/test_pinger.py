@@ -7,7 +7,8 @@ import logging
 import pytest
 from loopback import FakeClock
 
-from steadycron._pinger import MIN_ATTEMPT_SECONDS, Pinger, retry_after_seconds
+from steadycron._deadline import Deadline
+from steadycron._pinger import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, Pinger, retry_after_seconds
 from steadycron.transports import (
     ConnectError,
     InMemoryTransport,
@@ -40,7 +41,7 @@ def pinger(clock: FakeClock) -> Pinger:
 
 def test_a_2xx_is_delivered_at_the_first_attempt(clock: FakeClock) -> None:
     transport = scripted(clock, [Response(202)])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert exchange.ok
     assert exchange.attempts == 1
     assert clock.sleeps == []
@@ -49,7 +50,7 @@ def test_a_2xx_is_delivered_at_the_first_attempt(clock: FakeClock) -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
 def test_other_4xx_are_final(clock: FakeClock, status: int) -> None:
     transport = scripted(clock, [Response(status)])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert not exchange.ok
     assert exchange.attempts == 1
     assert exchange.reason.partition(":")[0] == f"HTTP {status}"
@@ -70,7 +71,7 @@ def test_retryable_failures_are_retried_until_success(
     clock: FakeClock, first: Response | Exception
 ) -> None:
     transport = scripted(clock, [first, first, Response(200)])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert exchange.ok
     assert exchange.attempts == 3
     assert len(clock.sleeps) == 2
@@ -82,7 +83,7 @@ def test_retryable_failures_are_retried_until_success(
 def test_retries_stop_before_the_deadline_but_not_too_early(clock: FakeClock) -> None:
     start = clock.now
     transport = scripted(clock, [Response(503)], cost=0.01)
-    exchange = pinger(clock).exchange(transport, REQUEST, start + 2.0)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(start + 2.0, clock=clock))
     assert not exchange.ok
     assert exchange.reason == "HTTP 503"
     assert exchange.attempts >= 4
@@ -93,7 +94,7 @@ def test_retries_stop_before_the_deadline_but_not_too_early(clock: FakeClock) ->
 
 def test_a_retry_after_that_fits_is_waited_for(clock: FakeClock) -> None:
     transport = scripted(clock, [Response(429, {"Retry-After": "1"}), Response(200)])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert exchange.ok
     assert clock.sleeps == [1.0]
 
@@ -101,7 +102,7 @@ def test_a_retry_after_that_fits_is_waited_for(clock: FakeClock) -> None:
 def test_a_retry_after_that_does_not_fit_ends_the_ping_at_once(clock: FakeClock) -> None:
     start = clock.now
     transport = scripted(clock, [Response(429, {"Retry-After": "120"}), Response(200)])
-    exchange = pinger(clock).exchange(transport, REQUEST, start + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(start + 5, clock=clock))
     assert not exchange.ok
     assert exchange.attempts == 1
     assert clock.sleeps == []
@@ -110,21 +111,21 @@ def test_a_retry_after_that_does_not_fit_ends_the_ping_at_once(clock: FakeClock)
 
 def test_a_retry_after_on_a_later_attempt_is_honoured_too(clock: FakeClock) -> None:
     transport = scripted(clock, [Response(500), Response(503, {"retry-after": "2"}), Response(200)])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert exchange.ok
     assert clock.sleeps[1] == 2.0
 
 
 def test_a_misbehaving_custom_transport_never_raises(clock: FakeClock) -> None:
     transport = scripted(clock, [ZeroDivisionError("bug")])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert not exchange.ok
     assert "ZeroDivisionError" in exchange.reason
 
 
 def test_a_passed_deadline_sends_nothing(clock: FakeClock) -> None:
     transport = scripted(clock, [Response(200)])
-    exchange = pinger(clock).exchange(transport, REQUEST, clock.now - 1)
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now - 1, clock=clock))
     assert not exchange.ok
     assert transport.requests == []
 
@@ -152,6 +153,26 @@ def test_retries_are_logged_at_debug_only(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="steadycron")
     transport = scripted(clock, [Response(500), Response(200)])
-    pinger(clock).exchange(transport, REQUEST, clock.now + 5)
+    pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
     assert caplog.records
     assert all(record.levelno == logging.DEBUG for record in caplog.records)
+
+
+@pytest.mark.parametrize("retry_after", ["0", "0.001", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_below_the_backoff_step_waits_the_step(
+    clock: FakeClock, retry_after: str
+) -> None:
+    transport = scripted(clock, [Response(429, {"Retry-After": retry_after})])
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + 5, clock=clock))
+    assert not exchange.ok
+    steps = [0.05 * 2**n for n in range(len(clock.sleeps))]
+    assert all(slept >= min(step, 1.0) for slept, step in zip(clock.sleeps, steps, strict=True))
+    assert exchange.attempts <= 10
+
+
+@pytest.mark.parametrize("budget", [5.0, 60.0, 3600.0])
+def test_no_budget_allows_more_than_ten_attempts(clock: FakeClock, budget: float) -> None:
+    transport = scripted(clock, [Response(503)])
+    exchange = pinger(clock).exchange(transport, REQUEST, Deadline(clock.now + budget, clock=clock))
+    assert 8 <= exchange.attempts <= MAX_ATTEMPTS == 10
+    assert len(transport.requests) == exchange.attempts

@@ -23,6 +23,8 @@ from steadycron import (
     ResolutionUnavailableError,
     SteadyCron,
 )
+from steadycron._breaker import Breaker
+from steadycron._deadline import Deadline
 from steadycron._resolver import Resolver
 from steadycron.transports import ConnectError, InMemoryTransport, Request, Response
 
@@ -81,7 +83,7 @@ def test_direct_tokens_skip_resolution_and_need_no_api_key() -> None:
 def test_cache_expires_after_the_ttl(clock: FakeClock) -> None:
     calls: list[Request] = []
 
-    def fetch(request: Request, deadline: float) -> object:
+    def fetch(request: Request, deadline: Deadline) -> object:
         from steadycron._pinger import Exchange
 
         calls.append(request)
@@ -89,17 +91,17 @@ def test_cache_expires_after_the_ttl(clock: FakeClock) -> None:
 
     resolver = Resolver(fetch, clock=clock)  # type: ignore[arg-type]
     config = Config(api_key=API_KEY, resolve_cache_ttl=60)
-    assert resolver.resolve(KEY, config, clock.now + 5) == TOKEN
+    assert resolver.resolve(KEY, config, Deadline(clock.now + 5, clock=clock)) == TOKEN
     clock.now += 59
-    resolver.resolve(KEY, config, clock.now + 5)
+    resolver.resolve(KEY, config, Deadline(clock.now + 5, clock=clock))
     assert len(calls) == 1
     clock.now += 2
-    resolver.resolve(KEY, config, clock.now + 5)
+    resolver.resolve(KEY, config, Deadline(clock.now + 5, clock=clock))
     assert len(calls) == 2
     uncached = Config(api_key=API_KEY, resolve_cache_ttl=0)
     resolver.clear(uncached)
-    resolver.resolve(KEY, uncached, clock.now + 5)
-    resolver.resolve(KEY, uncached, clock.now + 5)
+    resolver.resolve(KEY, uncached, Deadline(clock.now + 5, clock=clock))
+    resolver.resolve(KEY, uncached, Deadline(clock.now + 5, clock=clock))
     assert len(calls) == 4
 
 
@@ -216,6 +218,8 @@ def test_an_outage_uses_the_stale_token_and_tries_again_later(
         return None
 
     client, transport = client_with(maybe_down, resolve_cache_ttl=0.05, ping_timeout=0.2)
+    breaker_clock = FakeClock()
+    client._pinger.breaker = Breaker(clock=breaker_clock)
     client.ping(KEY)
     time.sleep(0.1)
     down.set()
@@ -226,6 +230,11 @@ def test_an_outage_uses_the_stale_token_and_tries_again_later(
     before = resolves(transport)
     down.clear()
     time.sleep(0.1)  # a failed refresh is tried again after a while, not at every ping
+    client.ping(KEY)  # the API gave no answer: not asked again during the breaker's cool-down
+    time.sleep(0.1)
+    assert resolves(transport) == before
+    breaker_clock.now += 11  # the first cool-down is 10 s, give or take 10 %
+    time.sleep(0.1)
     client.ping(KEY)
     assert wait_for(lambda: resolves(transport) == before + 1)
 
@@ -279,7 +288,7 @@ def test_a_failed_exchange_leaves_no_reference_cycle() -> None:
     gc.disable()
     try:
         # Too short a budget for a retry: one attempt, on our code alone.
-        deadline = time.monotonic() + 0.05
+        deadline = Deadline.after(0.05)
         exchange = Pinger().exchange(
             InMemoryTransport(handler=refuse), Request("POST", "http://x/t"), deadline
         )

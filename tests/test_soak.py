@@ -5,15 +5,24 @@ they hold thousands of times over and mixed together, with nothing leaking:
 
 - no exception ever escapes a ping, and every job hands back exactly what it produced;
 - every ping returns within ``ping_timeout`` plus a small margin, whatever the server does;
-- once the server is healthy again, runs are delivered with paired start/outcome run ids;
+- no ping makes more than ``MAX_ATTEMPTS`` attempts, whatever ``Retry-After`` says (0 too);
+- during a hard outage (a refused port, a black hole) a tracked run costs at most one ping
+  budget in total: the circuit breaker holds back what follows the first failure;
+- a client whose API drips its answers keeps delivering direct-token pings to its healthy
+  ping host, every one of them;
+- on the main thread, ``SIGALRM`` handlers raise the application's job timeout at random
+  moments, during pings or jobs: it always reaches the caller at once; and the process
+  forks while a fresh HTTPS client reads its trust store: every child pings over HTTPS;
+- once the server is healthy again, pings are delivered within the breaker's cool-down,
+  and then every run with paired start/outcome run ids;
 - file descriptors and threads return to their starting counts after the clients close,
   and memory does not grow with the number of jobs.
 
 A loopback server picks a fault per request from a seeded generator (``STEADYCRON_SOAK_SEED``)
-and some jobs go to a port nobody listens on or to a listener that never accepts. The
-default size (``STEADYCRON_SOAK_JOBS``, 2000) runs in well under a minute on two cores; set
-it higher for a long run by hand. Run pytest with ``-s`` to see the summary line; it is also
-written as JSON under the test's tmp dir.
+and some jobs go to a port nobody listens on, to a listener that never accepts, or to a
+client whose API drips. The default size (``STEADYCRON_SOAK_JOBS``, 2000) runs in about 45 s
+on two cores; set it higher for a long run by hand. Run pytest with ``-s`` to see
+the summary line; it is also written as JSON under the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -29,20 +38,27 @@ import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 from loopback import Answer, LoopbackServer, Received, StandIn, closed_port_url, wait_for
+from soak_lanes import MainLane
 
 from steadycron import Config, SteadyCron
+from steadycron._breaker import Breaker
+from steadycron._ping import Ping
+from steadycron._pinger import MAX_ATTEMPTS
 from steadycron.transports import StdlibTransport, Transport, Urllib3Transport
 
 JOBS = int(os.environ.get("STEADYCRON_SOAK_JOBS") or 2000)
 SEED = int(os.environ.get("STEADYCRON_SOAK_SEED") or 20240611)
 THREADS = 16
-PING_TIMEOUT = 0.2
+#: Short, so the faults that use the whole budget keep the run fast; long enough that a
+#: healthy loopback answer is not lost to the scheduling of 16 busy threads on 2 cores
+#: (a lost one would open a client's breaker and cost the runs behind it too).
+PING_TIMEOUT = 0.5
 RESOLVE_CACHE_TTL = 0.25
 #: Scheduling noise allowed beyond a ping's deadline: 16 job threads, the send workers
 #: and the server's own threads share two cores and one interpreter lock.
@@ -72,8 +88,17 @@ SERVER_FAULTS: Mapping[str, int] = {
     "silent": 8,
     "drip": 8,
 }
-#: Where a job's client sends its requests: the faulty server, or nowhere useful.
-ROUTES: Mapping[str, int] = {"server": 84, "refused": 8, "black_hole": 8}
+#: Where a job's client sends its requests: the faulty server, nowhere useful, or a healthy
+#: ping host with an API that drips every answer.
+ROUTES: Mapping[str, int] = {"server": 76, "refused": 8, "black_hole": 8, "drip_api": 8}
+HARD_OUTAGES = ("refused", "black_hole")
+#: The breakers' cool-downs, shortened so the storm's flaky server is probed again and
+#: again (exercising the breaker thousands of times) while the hard outages stay closed
+#: for longer than any run lasts. The arithmetic of the real ones has its own tests.
+FLAKY_COOLDOWNS = (0.05, 0.2)
+OUTAGE_COOLDOWNS = (1.0, 2.0)
+#: Resolve answers of the dripping API: a byte every 10 ms, seconds for each.
+API_DRIP_SECONDS_PER_BYTE = 0.01
 
 
 class FaultyServer:
@@ -159,11 +184,23 @@ class CountingHandler(logging.Handler):
         super().__init__(logging.DEBUG)
         self.warnings: Counter[str] = Counter()
         self.leaks = 0
+        self.most_attempts = 0
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Not logging's acquire()/try: the main lane's alarms could land between the two
+        # and leave the handler's lock held; a `with` statement never does.
+        if self.filter(record):
+            with self.lock:  # type: ignore[union-attr]
+                self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
         if record.levelno >= logging.WARNING:
             self.warnings[record.name.partition(".")[0]] += 1
-        text = record.getMessage()
+            if "attempts=" in text:
+                attempts = int(text.rsplit("attempts=", 1)[1].split()[0])
+                self.most_attempts = max(self.most_attempts, attempts)
         if any(secret in text for secret in SECRETS):
             self.leaks += 1
 
@@ -219,6 +256,7 @@ class Planned:
     job: Callable[[Box], object]
     route: str
     fail: bool
+    key: str
 
 
 class Tally:
@@ -231,14 +269,20 @@ class Tally:
         self.escaped = 0
         self.escaped_examples: list[str] = []
         self.worst_overshoot = float("-inf")
+        self.worst_outage_run = 0.0
         self.routes: Counter[str] = Counter()
+        self.direct_drip_route_runs = 0
 
-    def add(self, planned: Planned, overshoot: float, escaped: str | None) -> None:
+    def add(self, planned: Planned, overshoot: float, run_cost: float, escaped: str | None) -> None:
         with self.lock:
             self.jobs += 1
             self.failing_jobs += planned.fail
             self.routes[planned.route] += 1
             self.worst_overshoot = max(self.worst_overshoot, overshoot)
+            if planned.route in HARD_OUTAGES:
+                self.worst_outage_run = max(self.worst_outage_run, run_cost)
+            if planned.route == "drip_api" and planned.key in DIRECT:
+                self.direct_drip_route_runs += 1
             if escaped is not None:
                 self.escaped += 1
                 if len(self.escaped_examples) < 5:
@@ -267,11 +311,14 @@ def run_one(planned: Planned, tally: Tally) -> None:
         escaped = f"job {planned.number} gave {caught or result!r} instead of its own value"
     start_ping = box.started - called if box.started else returned - called
     outcome_ping = returned - box.ended if box.started else 0.0
-    tally.add(planned, max(start_ping, outcome_ping) - PING_TIMEOUT, escaped)
+    tally.add(
+        planned, max(start_ping, outcome_ping) - PING_TIMEOUT, start_ping + outcome_ping, escaped
+    )
 
 
-def run_in_threads(plans: list[Planned], tally: Tally) -> None:
-    """Run *plans* on THREADS threads released together; each thread takes every n-th job."""
+def run_in_threads(plans: list[Planned], tally: Tally, lane: MainLane | None = None) -> None:
+    """Run *plans* on THREADS threads released together; each thread takes every n-th job.
+    Meanwhile the main thread works in *lane*."""
     barrier = threading.Barrier(THREADS)
 
     def work(offset: int) -> None:
@@ -282,6 +329,8 @@ def run_in_threads(plans: list[Planned], tally: Tally) -> None:
     threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
     for thread in threads:
         thread.start()
+    if lane is not None:
+        lane.run_until(lambda: not any(thread.is_alive() for thread in threads))
     for thread in threads:
         thread.join(120)
     assert not any(thread.is_alive() for thread in threads), "a job thread hung"
@@ -301,7 +350,13 @@ def traced_after_gc() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-def make_client(api_url: str, ping_url: str, transport: Transport, **extra: Any) -> SteadyCron:
+def make_client(
+    api_url: str,
+    ping_url: str,
+    transport: Transport,
+    cooldowns: tuple[float, float],
+    **extra: Any,
+) -> SteadyCron:
     config = Config(
         api_key=API_KEY,
         api_url=api_url,
@@ -311,7 +366,10 @@ def make_client(api_url: str, ping_url: str, transport: Transport, **extra: Any)
         capture_errors=True,
         **extra,
     )
-    return SteadyCron(config, transport=transport)
+    client = SteadyCron(config, transport=transport)
+    first, most = cooldowns
+    client._pinger.breaker = Breaker(first_cooldown=first, max_cooldown=most)
+    return client
 
 
 def plan_jobs(
@@ -331,46 +389,155 @@ def plan_jobs(
         transport = rng.choice(("urllib3", "stdlib"))
         key = rng.choice(KEYS)
         fail = rng.random() < 0.3
-        plans.append(Planned(number, jobs[route, transport, key], route, fail))
+        plans.append(Planned(number, jobs[route, transport, key], route, fail, key))
     return plans
 
 
-def test_the_reliability_contract_holds_under_a_storm_of_faults(tmp_path: Path) -> None:
+class PingCounter:
+    """Counts the pings a healthy host receives (counts only, so memory stays flat)."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.outcomes = 0
+        self._lock = threading.Lock()
+
+    def record(self, received: Received) -> None:
+        with self._lock:
+            if received.path.endswith("/start"):
+                self.starts += 1
+            else:
+                self.outcomes += 1
+
+
+@contextmanager
+def dripping_api() -> Iterator[LoopbackServer]:
+    """An API whose every answer drips in, a byte at a time, for seconds."""
+    standin = StandIn(TOKENS, api_key=API_KEY)
+
+    def drip(received: Received) -> Answer:
+        return attrs.evolve(standin(received), drip_seconds_per_byte=API_DRIP_SECONDS_PER_BYTE)
+
+    server = LoopbackServer(drip)
+    server.record = lambda received: None  # type: ignore[method-assign]
+    server._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+    server._server.socket.listen(128)
+    with server:
+        yield server
+
+
+@contextmanager
+def healthy_ping_host(counter: PingCounter) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(StandIn(TOKENS, api_key=API_KEY))
+    server.record = counter.record  # type: ignore[method-assign]
+    server._server.socket.listen(128)
+    with server:
+        yield server
+
+
+def trust_bundle(ca_file: str, folder: Path) -> str:
+    """The system's CA bundle plus the test CA: as long to read as a real trust store."""
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    bundle = folder / "trust.pem"
+    system = Path(paths.cafile or paths.openssl_cafile)
+    text = system.read_text() if system.is_file() else ""
+    bundle.write_text(text + Path(ca_file).read_text())
+    return str(bundle)
+
+
+def recovery_seconds(clients: Mapping[tuple[str, str], SteadyCron]) -> float:
+    """From now, how long until every client gets a ping (and its resolve) through."""
+    started = time.monotonic()
+    waiting = dict(clients)
+    while waiting and time.monotonic() - started < 30:
+        for name, client in list(waiting.items()):
+            if client.send(Ping(KEYS[0], "success")).delivered:
+                del waiting[name]
+        time.sleep(0.01)
+    assert not waiting, f"never delivered again: {sorted(waiting)}"
+    return time.monotonic() - started
+
+
+def test_the_reliability_contract_holds_under_a_storm_of_faults(
+    tmp_path: Path, server_tls: Any, ca_file: str
+) -> None:
     started = time.monotonic()
     gc.collect()
     fds_before = open_fds()
     threads_before = threading.active_count()
     rng = random.Random(SEED)
     plan = FaultyServer(SEED)
+    drip_route_pings = PingCounter()
     clients: dict[tuple[str, str], SteadyCron] = {}
     tracemalloc.start()
     try:
-        with faulty_server(plan) as server, black_hole() as hole, logs_counted() as log:
+        with ExitStack() as servers:
+            server = servers.enter_context(faulty_server(plan))
+            hole = servers.enter_context(black_hole())
+            log = servers.enter_context(logs_counted())
+            drip_api = servers.enter_context(dripping_api())
+            ping_host = servers.enter_context(healthy_ping_host(drip_route_pings))
+            https = servers.enter_context(LoopbackServer(StandIn(TOKENS), tls=server_tls))
+            # Answers within the budget, slowly: the main lane's alarms land in its pings.
+            # A fail is answered at once: the one that closes a run whose start an alarm
+            # interrupted is part of the time the alarm takes to reach its caller.
+            slow = servers.enter_context(
+                LoopbackServer(
+                    lambda received: Answer(
+                        delay=0 if received.path.endswith("/fail") else rng.uniform(0, 0.375)
+                    )
+                )
+            )
             refused = closed_port_url()
-            urls = {"server": server.url, "refused": refused, "black_hole": hole}
-            for route, url in urls.items():
-                extra = {} if route == "server" else {"monitors": DIRECT}
-                clients[route, "urllib3"] = make_client(url, url, Urllib3Transport(), **extra)
-                clients[route, "stdlib"] = make_client(url, url, StdlibTransport(), **extra)
+            hosts = {
+                "server": (server.url, server.url, FLAKY_COOLDOWNS, {}),
+                "refused": (refused, refused, OUTAGE_COOLDOWNS, {"monitors": DIRECT}),
+                "black_hole": (hole, hole, OUTAGE_COOLDOWNS, {"monitors": DIRECT}),
+                "drip_api": (drip_api.url, ping_host.url, OUTAGE_COOLDOWNS, {"monitors": DIRECT}),
+            }
+            for route, (api_url, ping_url, cooldowns, extra) in hosts.items():
+                for name, transport_class in (
+                    ("urllib3", Urllib3Transport),
+                    ("stdlib", StdlibTransport),
+                ):
+                    clients[route, name] = make_client(
+                        api_url, ping_url, transport_class(), cooldowns, **extra
+                    )
+            interrupted = make_client(
+                slow.url, slow.url, Urllib3Transport(), FLAKY_COOLDOWNS, monitors=DIRECT
+            )
+            clients["alarms", "urllib3"] = interrupted
+            lane = MainLane(
+                interrupted.job(KEYS[0])(lambda: time.sleep(rng.uniform(0, 0.05))),
+                alarm_within=2 * PING_TIMEOUT,
+                https_url=https.url,
+                ca_bundle=trust_bundle(ca_file, tmp_path),
+                key=KEYS[0],
+                token=TOKENS[KEYS[0]],
+                seed=SEED,
+            )
 
             plans = plan_jobs(JOBS, rng, clients, routes=True)
             tally = Tally()
             warm_up, half = len(plans) // 10, len(plans) // 2
-            run_in_threads(plans[:warm_up], tally)
+            run_in_threads(plans[:warm_up], tally, lane)
             plan.quiesce()
             memory_warm = traced_after_gc()
-            run_in_threads(plans[warm_up:half], tally)
+            run_in_threads(plans[warm_up:half], tally, lane)
             plan.quiesce()
             memory_half, rss_half = traced_after_gc(), rss_bytes()
-            run_in_threads(plans[half:], tally)
+            run_in_threads(plans[half:], tally, lane)
             storm_seconds = time.monotonic() - started
             plan.quiesce()
             memory_end, rss_end = traced_after_gc(), rss_bytes()
 
-            # The storm is over: the same clients deliver every run, start and outcome paired.
+            # The storm is over: within the breakers' cool-down the same clients get
+            # through again, and then deliver every run, start and outcome paired.
             plan.faulty = False
-            plan.keep = True
             healthy_clients = {k: c for k, c in clients.items() if k[0] == "server"}
+            recovered_in = recovery_seconds(healthy_clients)
+            plan.keep = True
             healthy = plan_jobs(THREADS * HEALTHY_JOBS_PER_THREAD, rng, healthy_clients, False)
             healthy_tally = Tally()
             run_in_threads(healthy, healthy_tally)
@@ -395,6 +562,7 @@ def test_the_reliability_contract_holds_under_a_storm_of_faults(tmp_path: Path) 
     expected_messages = sorted(
         f"JobFailure: job {planned.number} failed" for planned in healthy if planned.fail
     )
+    most_recovery = FLAKY_COOLDOWNS[1] * 1.1 + PING_TIMEOUT + OVERSHOOT_MARGIN
 
     summary = {
         "seed": SEED,
@@ -407,10 +575,23 @@ def test_the_reliability_contract_holds_under_a_storm_of_faults(tmp_path: Path) 
             **{kind: n for kind, n in sorted(plan.injected.items()) if kind != "answered"},
             "refused_port_jobs": tally.routes["refused"],
             "black_hole_jobs": tally.routes["black_hole"],
+            "dripping_api_jobs": tally.routes["drip_api"],
+            "alarms_fired": lane.signals.fired,
+            "forks": lane.forks.forks,
+            "forks_during_trust_load": lane.forks.during_trust_load,
         },
         "exceptions_escaped": tally.escaped + healthy_tally.escaped,
         "worst_overshoot_seconds": round(max(tally.worst_overshoot, 0.0), 4),
         "ping_timeout_seconds": PING_TIMEOUT,
+        "most_attempts_of_a_ping": log.most_attempts,
+        "worst_run_during_hard_outage_seconds": round(tally.worst_outage_run, 4),
+        "direct_pings_delivered_beside_dripping_api": [
+            drip_route_pings.starts + drip_route_pings.outcomes,
+            2 * tally.direct_drip_route_runs,
+        ],
+        "alarms": attrs.asdict(lane.signals),
+        "forked_children": attrs.asdict(lane.forks),
+        "recovered_within_seconds": round(recovered_in, 3),
         "warnings_logged": dict(log.warnings),
         "secrets_in_log": log.leaks,
         "healthy_runs_delivered": sum(len(s) == 2 for s in runs.values()),
@@ -434,6 +615,24 @@ def test_the_reliability_contract_holds_under_a_storm_of_faults(tmp_path: Path) 
     assert all(plan.injected[kind] > 0 for kind in SERVER_FAULTS), summary
     assert log.warnings["steadycron"] > 0
     assert log.leaks == 0
+    assert 1 <= log.most_attempts <= MAX_ATTEMPTS, summary
+
+    # The breaker: a run during a hard outage pays for one ping at most, and the flaky
+    # server, healthy again, is reached within its cool-down.
+    assert tally.worst_outage_run < PING_TIMEOUT + OVERSHOOT_MARGIN, summary
+    assert recovered_in < most_recovery, summary
+
+    # Isolation: the dripping API never cost a direct-token ping its delivery.
+    assert tally.direct_drip_route_runs > 0
+    assert drip_route_pings.starts == drip_route_pings.outcomes == tally.direct_drip_route_runs
+
+    # The main thread's lane: every alarm reached its caller at once; every child pinged.
+    assert lane.signals.fired > 0, summary
+    assert lane.signals.swallowed == 0, summary
+    assert lane.signals.during_pings > 0, summary
+    assert lane.signals.worst_latency_in_pings < OVERSHOOT_MARGIN, summary
+    assert lane.forks.forks > 0, summary
+    assert lane.forks.children_hung == lane.forks.children_failed == 0, summary
 
     assert len(runs) == len(healthy), summary
     unpaired = {

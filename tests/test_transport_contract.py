@@ -8,7 +8,9 @@ bottom only says which transport it builds, over which scheme.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import select
 import socket
 import threading
@@ -269,6 +271,22 @@ class HttpContract(NetworkContract):
         assert proxy.targets == [("POST", f"{server.url}/{TOKEN}")]
         assert server.received == []
 
+    def test_http_proxy_credentials_go_to_the_proxy_and_nowhere_else(
+        self,
+        make: Make,
+        server: LoopbackServer,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        with TunnellingProxy(PROXY_CREDENTIALS) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", proxy_url_with_credentials(proxy))
+            transport = make()
+            response = transport.send(ping(server.url), timeout=2.0)
+        assert (response.status, response.body) == (200, b"proxied")
+        assert proxy.authorizations == [PROXY_AUTHORIZATION]
+        assert_credentials_kept_secret(transport, caplog)
+
 
 class HttpsContract(NetworkContract):
     tls = True
@@ -311,6 +329,42 @@ class HttpsContract(NetworkContract):
         assert response.status == 200
         assert proxy.targets == [("CONNECT", f"127.0.0.1:{server.port}")]
         assert server.paths() == [f"/{TOKEN}"]
+
+    def test_https_proxy_credentials_go_with_connect_and_nowhere_else(
+        self,
+        make: Make,
+        server: LoopbackServer,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        with TunnellingProxy(PROXY_CREDENTIALS) as proxy:
+            monkeypatch.setenv("HTTPS_PROXY", proxy_url_with_credentials(proxy))
+            transport = make()
+            response = transport.send(ping(server.url), timeout=2.0)
+        assert response.status == 200
+        assert proxy.targets == [("CONNECT", f"127.0.0.1:{server.port}")]
+        assert proxy.authorizations == [PROXY_AUTHORIZATION]
+        [seen] = server.received  # the server behind the tunnel never sees them
+        assert "proxy-authorization" not in seen.headers
+        assert_credentials_kept_secret(transport, caplog)
+
+
+#: ``user@corp`` and ``s3cr:t/pw`` percent-encoded in the URL, as they must be there.
+PROXY_CREDENTIALS = "user@corp:s3cr:t/pw"
+PROXY_SECRET = "s3cr:t/pw"
+PROXY_AUTHORIZATION = "Basic " + base64.b64encode(PROXY_CREDENTIALS.encode()).decode("ascii")
+
+
+def proxy_url_with_credentials(proxy: TunnellingProxy) -> str:
+    return proxy.url.replace("http://", "http://user%40corp:s3cr%3At%2Fpw@")
+
+
+def assert_credentials_kept_secret(transport: Transport, caplog: pytest.LogCaptureFixture) -> None:
+    encoded = PROXY_AUTHORIZATION.split()[1]
+    for secret in (PROXY_SECRET, "s3cr%3At%2Fpw", encoded):
+        assert secret not in repr(transport)
+        assert secret not in caplog.text
 
 
 class PooledContract(NetworkContract):
@@ -398,10 +452,17 @@ def test_an_object_without_send_is_refused(candidate: object) -> None:
 
 class TunnellingProxy:
     """A loopback forward proxy: answers plain-HTTP requests itself (recording the
-    absolute URL) and tunnels CONNECT to the target."""
+    absolute URL) and tunnels CONNECT to the target. With *credentials* it answers 407 to
+    a request without them, as an authenticating proxy does."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: str | None = None) -> None:
         self.targets: list[tuple[str, str]] = []
+        self.authorizations: list[str | None] = []
+        self._expected = (
+            None
+            if credentials is None
+            else "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        )
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._stopping = threading.Event()
@@ -436,8 +497,18 @@ class TunnellingProxy:
                 if not chunk:
                     return
                 head += chunk
-            method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+            request_line, *header_lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+            method, target, _ = request_line.split(" ", 2)
             self.targets.append((method, target))
+            headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
+            authorization = {k.lower(): v for k, v in headers.items()}.get("proxy-authorization")
+            self.authorizations.append(authorization)
+            if self._expected is not None and authorization != self._expected:
+                client.sendall(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                    b"Proxy-Authenticate: Basic\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                return
             if method != "CONNECT":
                 client.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\n")
                 client.sendall(b"proxied")

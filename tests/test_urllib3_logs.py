@@ -68,3 +68,21 @@ def test_the_applications_own_urllib3_records_are_left_alone(
     assert any(
         r.levelno == logging.WARNING and "/its-own-path" in r.getMessage() for r in caplog.records
     )
+
+
+def test_a_refused_port_logs_one_connection_line_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    caplog.set_level(logging.DEBUG)
+    config = Config(ping_url=refused, monitors={"k": TOKEN}, ping_timeout=1)
+    with SteadyCron(config, transport=Urllib3Transport()) as client:
+        client.ping("k")
+    [discarded] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    attempts = int(discarded.rsplit("attempts=", 1)[1])
+    assert attempts >= 3
+    starting = [r for r in caplog.records if "Starting new HTTP" in r.getMessage()]
+    assert len(starting) == attempts

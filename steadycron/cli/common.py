@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from steadycron import Config
+    from steadycron._ping import Ping
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -130,6 +131,9 @@ class Monitoring:
         self._client = SteadyCron(config_from(args))
         self._watch = DeliveryWatch()
         self._logger = logging.getLogger("steadycron")
+        #: Each key is resolved once per command: when SteadyCron cannot be reached, the
+        #: outcome ping of a run must not pay for a second resolution of its key.
+        self._tokens: dict[str, str | None] = {}
 
     def __enter__(self) -> Monitoring:
         self._logger.addHandler(self._watch)
@@ -165,8 +169,7 @@ class Monitoring:
 
         before = self._watch.count
         try:
-            ping = Ping.checked(key, state, message, run_id, report)
-            delivered = self._client.send(ping).delivered
+            delivered = self._send(Ping.checked(key, state, message, run_id, report))
         except ConfigurationError:
             raise
         except Exception as exc:  # the SDK promises not to raise; the script must not die
@@ -175,3 +178,14 @@ class Monitoring:
         if not delivered and self._watch.count == before:
             warn(f"ping for {key!r} not delivered")
         return delivered
+
+    def _send(self, ping: Ping) -> bool:
+        """Send *ping*, its key resolved on the key's first ping only."""
+        if ping.key not in self._tokens:
+            receipt = self._client.send(ping)
+            self._tokens[ping.key] = receipt.token
+            return receipt.delivered
+        token = self._tokens[ping.key]
+        if token is None:  # not resolved (the first ping said why): the run goes unpinged
+            return False
+        return self._client.send(ping, token=token).delivered

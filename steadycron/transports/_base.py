@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from typing import Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import attrs
+
+if TYPE_CHECKING:
+    from .._deadline import Deadline
 
 USER_AGENT_HEADER = "User-Agent"
 
@@ -68,8 +71,8 @@ class Transport(Protocol):
     ``send`` performs exactly one exchange within *timeout* seconds: no retries, no
     redirects. It returns every HTTP answer, error statuses included, as a
     :class:`Response`, and raises :class:`~steadycron.TransportError` (and nothing else)
-    when no answer came back. A transport that never blocks (an in-memory fake) may set a
-    class attribute ``blocking = False``; the pinger then calls it on the caller's thread.
+    when no answer came back. A transport that never blocks (an in-memory fake) may say
+    so (:class:`MayBlock`); the pinger then calls it on the caller's thread.
     """
 
     def send(self, request: Request, *, timeout: float) -> Response:
@@ -78,6 +81,38 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release connections; the transport is not used again."""
+        ...
+
+
+@runtime_checkable
+class MayBlock(Transport, Protocol):
+    """Optional: whether ``send`` can wait on the network.
+
+    A transport with ``blocking = False`` (an in-memory fake) is called on the caller's
+    thread, with no worker thread and nothing to bound. Any other transport is called on
+    a worker thread that the caller stops waiting for at the deadline.
+    """
+
+    blocking: bool
+
+
+@runtime_checkable
+class DeadlineTransport(Transport, Protocol):
+    """What the SDK's own network transports offer beyond :class:`Transport`.
+
+    They take the ping's deadline itself rather than a timeout: nothing is begun or sent
+    once it has passed (a name lookup that returns late is never followed by the
+    request), and their sockets are cut off at it.
+    """
+
+    def send_within(self, request: Request, deadline: Deadline) -> Response:
+        """Perform one HTTP exchange held to *deadline*."""
+        ...
+
+    def send_if_connected(self, request: Request, deadline: Deadline) -> Response | None:
+        """The same, but only over an already open connection and so safe on the
+        caller's thread; None, with nothing sent, when a connection would have to be
+        opened."""
         ...
 
 

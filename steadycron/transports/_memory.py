@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
+from .._forksafe import reset_after_fork
 from .._protocol import JSON_HEADERS, error_body, resolution_body
 from .._protocol import resolve_key_of as _resolve_key_of_url
 from ._base import Request, Response
@@ -52,6 +53,7 @@ class InMemoryTransport:
         self.handler = handler
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -71,6 +73,10 @@ class InMemoryTransport:
         if token is None:
             return _error_answer(404, "not_found", f"no monitor with key {key!r}")
         return _resolve_answer(key, token, self.kind_for(key))
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held it (recording a request) at the fork.
+        self._lock = threading.Lock()
 
     def token_for(self, key: str) -> str | None:
         """The token a resolve of *key* answers with, or None for 404."""

@@ -6,145 +6,41 @@ A ping on a connection that is already open runs on the caller's thread
 (:meth:`Urllib3Transport.send_if_connected`): handing it to a worker thread and back costs
 two thread wake-ups, which on a small machine is as long as the loopback exchange
 itself. The hard deadline still holds: such a send never looks a name up or connects
-(the connection classes below refuse to, and the pinger sends on a worker instead), and
-a peer that stalls is interrupted by the watchdog.
+(the connection classes refuse to, and the pinger sends on a worker instead), and a peer
+that stalls is cut off by the watchdog.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import re
 import ssl
 import threading
-import time
 import urllib.parse
-import weakref
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
-from urllib3 import connection as u3_connection
-from urllib3 import connectionpool as u3_pool
-from urllib3 import exceptions as u3
 from urllib3.util.ssl_ import create_urllib3_context
 
-from .._exceptions import ConnectError, ProtocolError, TransportError, TransportTimeoutError
+from .._deadline import Deadline
+from .._exceptions import TransportError, TransportTimeoutError
 from .._forksafe import reset_after_fork
 from ._base import MAX_RESPONSE_BYTES, Request, Response
 from ._errors import builtin_errors_mapped
-from ._proxy import ProxySettings
-from ._watchdog import WATCHDOG, Guard
-
-#: The guard of the exchange running on this thread on an open connection, if any.
-_on_open_connection = threading.local()
-
-
-class _WouldConnect(Exception):
-    """The exchange needs a new connection, which the caller's thread must not open."""
-
-
-class _Guarded:
-    """Refuses to connect during a send on an open connection, and hands the socket it
-    reads to the watchdog."""
-
-    sock: Any
-
-    def connect(self) -> None:
-        if getattr(_on_open_connection, "guard", None) is not None:
-            raise _WouldConnect
-        super().connect()  # type: ignore[misc]
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        guard: Guard | None = getattr(_on_open_connection, "guard", None)
-        if guard is not None and self.sock is not None and not WATCHDOG.watch(guard, self.sock):
-            raise TransportTimeoutError("no answer before the ping deadline")
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _GuardedHTTPConnection(_Guarded, u3_connection.HTTPConnection):
-    pass
-
-
-class _GuardedHTTPSConnection(_Guarded, u3_connection.HTTPSConnection):
-    def connect(self) -> None:
-        context = self.ssl_context
-        if context is not None and getattr(_on_open_connection, "guard", None) is None:
-            _load_trust_once(context)
-        super().connect()
-
-
-class _HTTPPool(u3_pool.HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _HTTPSPool(u3_pool.HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-#: Shared contexts whose trust store is still to be read, and how to read it.
-_trust_to_load: weakref.WeakKeyDictionary[ssl.SSLContext, Callable[[], None]] = (
-    weakref.WeakKeyDictionary()
+from ._proxy import Proxy, ProxySettings
+from ._urllib3_pool import (
+    Bounds,
+    HTTPPool,
+    HTTPSPool,
+    WouldConnectError,
+    defer_trust,
+    enter,
+    quiet_urllib3_logs,
+    urllib3_errors_mapped,
 )
-_trust_lock = threading.Lock()
+from ._watchdog import WATCHDOG
 
-
-def _load_trust_once(context: ssl.SSLContext) -> None:
-    """Read the trust store into a transport's shared context on its first TLS connect.
-
-    Left to itself urllib3 builds a context and parses the store for every connection
-    (tens of milliseconds for a system bundle); reading it lazily spares clients that
-    never use TLS.
-    """
-    if context in _trust_to_load:
-        with _trust_lock:
-            load = _trust_to_load.pop(context, None)
-            if load is not None:
-                load()
-
-
-#: Set while one of our exchanges runs on this thread.
-_sending = threading.local()
-#: A URL's path, or the path of a logged request line ("POST /token/start HTTP/1.1").
-_URL_PATH = re.compile(r"(https?://[^/\s'\"]+|\"[A-Z]+ )/[^\s'\")]*")
-
-
-class _QuietDuringSends(logging.Filter):
-    """urllib3 logs some trouble (a malformed header, a full pool) at WARNING, with the
-    full URL and so the ping token. Records made during our exchanges drop to DEBUG with
-    URL paths redacted: the pinger's one WARNING already tells of a lost ping. Records
-    from the application's own use of urllib3 pass untouched."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(_sending, "active", False):
-            record.msg = _URL_PATH.sub(r"\1/<redacted>", record.getMessage())
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
-
-
-_QUIET = _QuietDuringSends()
-for _logger in ("urllib3.connectionpool", "urllib3.connection", "urllib3.response"):
-    logging.getLogger(_logger).addFilter(_QUIET)
-
-
-@contextlib.contextmanager
-def _urllib3_errors_mapped(host: str) -> Iterator[None]:
-    try:
-        yield
-    except TransportError:
-        raise
-    # Before the timeouts: urllib3 2 derives NewConnectionError (refused) from ConnectTimeoutError.
-    except (u3.NewConnectionError, u3.ProxyError, u3.LocationValueError) as exc:
-        raise ConnectError(f"could not reach {host} ({type(exc).__name__})") from exc
-    except (u3.ConnectTimeoutError, u3.ReadTimeoutError) as exc:
-        raise TransportTimeoutError(f"no answer from {host} in time") from exc
-    except u3.SSLError as exc:
-        raise ConnectError(f"TLS handshake with {host} failed") from exc
-    except u3.HTTPError as exc:
-        raise ProtocolError(f"exchange with {host} failed ({type(exc).__name__})") from exc
+#: urllib3 takes a timeout of 0 to mean "do not wait at all"; an exchange that has been
+#: let start gets at least this.
+_LEAST_TIMEOUT = 0.001
 
 
 class Urllib3Transport:
@@ -152,7 +48,8 @@ class Urllib3Transport:
 
     urllib3's own retries and redirects are off; the pinger owns retrying. TLS is
     verified against the system store, ``SSL_CERT_FILE`` or *ca_certs*; the proxy
-    environment variables are honoured. Pools are dropped in a forked child.
+    environment variables are honoured, credentials in a proxy URL sent to the proxy as
+    ``Proxy-Authorization``. Pools are dropped in a forked child.
 
     Args:
         maxsize: connections kept per host (more may open under load; extras are closed).
@@ -166,8 +63,9 @@ class Urllib3Transport:
         self._ca_certs = ca_certs
         self._proxies = ProxySettings()
         self._lock = threading.Lock()
-        self._managers: dict[str | None, urllib3.PoolManager] = {}
+        self._managers: dict[Proxy | None, urllib3.PoolManager] = {}
         self._ssl_context: ssl.SSLContext | None = None
+        quiet_urllib3_logs()
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -186,15 +84,15 @@ class Urllib3Transport:
                 else:
                     context.load_default_certs()
 
-            _trust_to_load[context] = load_trust
+            defer_trust(context, load_trust)
             self._ssl_context = context
         return self._ssl_context
 
-    def _manager(self, proxy_url: str | None) -> urllib3.PoolManager:
-        manager = self._managers.get(proxy_url)
+    def _manager(self, proxy: Proxy | None) -> urllib3.PoolManager:
+        manager = self._managers.get(proxy)
         if manager is None:
             with self._lock:
-                manager = self._managers.get(proxy_url)
+                manager = self._managers.get(proxy)
                 if manager is None:
                     options: dict[str, Any] = {
                         "maxsize": self._maxsize,
@@ -203,73 +101,78 @@ class Urllib3Transport:
                     }
                     manager = (
                         urllib3.PoolManager(**options)
-                        if proxy_url is None
-                        else urllib3.ProxyManager(proxy_url, **options)
+                        if proxy is None
+                        else urllib3.ProxyManager(
+                            proxy.url, proxy_headers=proxy.headers(), **options
+                        )
                     )
-                    manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-                    self._managers[proxy_url] = manager
+                    manager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+                    self._managers[proxy] = manager
         return manager
 
-    def _proxy_url(self, url: urllib.parse.SplitResult) -> str | None:
-        proxy = self._proxies.proxy_for(url)
-        return None if proxy is None else proxy.geturl()
-
     def send(self, request: Request, *, timeout: float) -> Response:
+        return self.send_within(request, Deadline.after(timeout))
+
+    def send_within(self, request: Request, deadline: Deadline) -> Response:
+        """Like :meth:`send`, held to *deadline*: nothing is sent once it has passed."""
         url = urllib.parse.urlsplit(request.url)
-        return self._send(request, url, self._manager(self._proxy_url(url)), timeout, None)
+        manager = self._manager(self._proxies.proxy_for(url))
+        return self._bounded(request, url, manager, deadline, may_connect=True)
 
-    def send_if_connected(self, request: Request, *, timeout: float) -> Response | None:
-        """Like :meth:`send`, but on the caller's thread and only over a connection that is
-        already open; None (nothing sent) when the exchange would have to open one.
-
-        Safe to call where a hard deadline is needed: a name lookup or connect, which
-        nothing can interrupt, never happens here, and a stalled answer is interrupted
-        when *timeout* runs out.
+    def send_if_connected(self, request: Request, deadline: Deadline) -> Response | None:
+        """Like :meth:`send_within`, but only over a connection that is already open, so
+        that it may run on the caller's thread; None (nothing sent) when the exchange
+        would have to open one. A name lookup or connect, which nothing can interrupt,
+        never happens here, and a stalled answer is cut off at the deadline.
         """
         url = urllib.parse.urlsplit(request.url)
-        if self._proxy_url(url) is not None:
+        if self._proxies.proxy_for(url) is not None:
             return None
         manager = self._managers.get(None)
         if manager is None:
             return None
-        guard = WATCHDOG.guard(time.monotonic() + timeout)
-        _on_open_connection.guard = guard
         try:
-            return self._send(request, url, manager, timeout, guard)
-        except _WouldConnect:
+            return self._bounded(request, url, manager, deadline, may_connect=False)
+        except WouldConnectError:
             return None
+
+    def _bounded(
+        self,
+        request: Request,
+        url: urllib.parse.SplitResult,
+        manager: urllib3.PoolManager,
+        deadline: Deadline,
+        *,
+        may_connect: bool,
+    ) -> Response:
+        guard = WATCHDOG.guard(deadline)
+        bounds = Bounds(guard, may_connect)
+        enter(bounds)
+        try:
+            return self._exchange(request, manager, url.netloc, deadline, bounds)
         except TransportError:
             if guard.fired:
                 raise TransportTimeoutError("no answer before the ping deadline") from None
             raise
         finally:
-            _on_open_connection.guard = None
+            enter(None)
             WATCHDOG.release(guard)
-
-    def _send(
-        self,
-        request: Request,
-        url: urllib.parse.SplitResult,
-        manager: urllib3.PoolManager,
-        timeout: float,
-        guard: Guard | None,
-    ) -> Response:
-        host = url.netloc
-        _sending.active = True
-        try:
-            return self._exchange(request, manager, host, timeout, guard)
-        finally:
-            _sending.active = False
+            if bounds.connection is not None:
+                # Interrupted mid-exchange (by a signal handler's exception, say), perhaps
+                # where urllib3 neither closed it nor handed it back: it must never carry
+                # another request, and its socket must not wait for the collector.
+                bounds.connection.close()
 
     def _exchange(
         self,
         request: Request,
         manager: urllib3.PoolManager,
         host: str,
-        timeout: float,
-        guard: Guard | None,
+        deadline: Deadline,
+        bounds: Bounds,
     ) -> Response:
-        with builtin_errors_mapped(host), _urllib3_errors_mapped(host):
+        timeout = max(deadline.remaining(), _LEAST_TIMEOUT)
+        with builtin_errors_mapped(host), urllib3_errors_mapped(host):
             answer = manager.urlopen(
                 request.method,
                 request.url,
@@ -289,12 +192,14 @@ class Urllib3Transport:
                 # Unread bytes remain on the socket: it cannot carry another request.
                 answer.close()
                 body = body[:MAX_RESPONSE_BYTES]
-            if guard is not None and not WATCHDOG.release(guard):
+            if not WATCHDOG.release(bounds.guard):
                 # Its socket was shut down as the deadline passed: never pool it again.
                 answer.close()
                 raise TransportTimeoutError("no answer before the ping deadline")
+            response = Response(answer.status, dict(answer.headers), body)
+            bounds.connection = None  # whole again: back to the pool, not to be closed
             answer.release_conn()
-            return Response(answer.status, dict(answer.headers), body)
+            return response
 
     def close(self) -> None:
         with self._lock:
@@ -309,7 +214,7 @@ class Urllib3Transport:
             manager.clear()
 
     def _after_fork_in_child(self) -> None:
-        # The parent still uses these sockets; the child must never write to them.
+        # The parent still uses these sockets; the child must never write to them. The
+        # TLS context holds no connection and is kept (a fork never lands mid-load).
         self._lock = threading.Lock()
         self._managers = {}
-        self._ssl_context = None
