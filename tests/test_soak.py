@@ -34,10 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 from loopback import Answer, LoopbackServer, Received, StandIn, closed_port_url, wait_for
 
 from steadycron import Config, SteadyCron
 from steadycron.transports import StdlibTransport, Transport, Urllib3Transport
+
+pytestmark = pytest.mark.slow
 
 JOBS = int(os.environ.get("STEADYCRON_SOAK_JOBS") or 2000)
 SEED = int(os.environ.get("STEADYCRON_SOAK_SEED") or 20240611)
