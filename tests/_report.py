@@ -27,20 +27,17 @@ class Part:
     seconds: float
     detail: str = ""
     counts: Counter[str] = field(default_factory=Counter)
+    #: Where a test run's output was kept, and whether it also went to the terminal.
+    log: Path | None = None
+    shown: bool = True
 
 
 @dataclass
 class Report:
-    """Everything done on one interpreter.
-
-    ``log`` holds its test run's output; ``shown`` says whether that also went to the
-    terminal as it ran; ``problem`` is what a failed install printed.
-    """
+    """Everything done on one interpreter; ``problem`` is what a failed install printed."""
 
     interpreter: Interpreter
     parts: list[Part] = field(default_factory=list)
-    log: Path | None = None
-    shown: bool = False
     problem: str = ""
 
     @property
@@ -103,11 +100,10 @@ def summarize(reports: Sequence[Report], missing: Sequence[Missing], seconds: fl
 def show_problems(reports: Sequence[Report]) -> None:
     """What each failure printed, where it did not reach the terminal as it happened."""
     for report in reports:
-        if report.ok:
-            continue
         if report.problem:
             print(report.problem, flush=True)
-        if report.log is not None and not report.shown:
-            print(f"\n{' ' + str(report.log.relative_to(ROOT)) + ' ':-^80}", flush=True)
-            sys.stdout.buffer.write(report.log.read_bytes())
-            sys.stdout.buffer.flush()
+        for part in report.parts:
+            if not part.ok and part.log is not None and not part.shown:
+                print(f"\n{' ' + str(part.log.relative_to(ROOT)) + ' ':-^80}", flush=True)
+                sys.stdout.buffer.write(part.log.read_bytes())
+                sys.stdout.buffer.flush()

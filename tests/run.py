@@ -7,19 +7,25 @@ claim and that can be found here (pyenv, or ``pythonX.Y`` on PATH) runs the SDK'
 its own ``.venv-X.Y``: everything but the ``slow`` and ``integration`` marks. A claimed
 version that cannot be found is reported as skipped, with the reason.
 
+Two interpreters are tested at a time. The main one's slow tests (the soak, the benchmarks'
+quick mode) then wait until the others are done and run alone: they load the machine on
+purpose, and their bounds assume it is otherwise quiet.
+
 Options, before any pytest argument:
 
 ``--python X.Y``
     Test only this version (repeatable). The lint and type checks come with the main one.
 ``--jobs N``
-    How many interpreters are tested at once (default 2; README, "Developing", says why).
+    How many interpreters are tested at once (default 2); ``--jobs 1`` runs one after
+    another, the main one's tests in a single run.
 
-Every pytest argument goes to each interpreter's run: ``-k resolver`` runs the resolver
-tests on every version; ``-m ''`` lifts the selection on the other versions. Each run's
-output is kept in ``<venv>/pytest.log``. The first interpreter (the main one) prints as it
-goes; the others print nothing unless they fail, then their log is shown at the end (with
-``--jobs 1`` every run prints as it goes). The command exits non-zero if anything failed,
-and its last line is pytest's kind of summary, summed over every interpreter.
+Every pytest argument goes to each interpreter's run, and the main one's tests are then a
+single run: ``-k resolver`` runs the resolver tests on every version; ``-m ''`` lifts the
+selection on the other versions. Each run's output is kept in ``<venv>/pytest.log``. The
+main interpreter prints as it goes; the others print nothing unless they fail, and then
+their log is shown at the end (with ``--jobs 1`` every run prints as it goes). The command
+exits non-zero if anything failed, and its last line is pytest's kind of summary, summed
+over every interpreter.
 """
 
 from __future__ import annotations
@@ -51,8 +57,11 @@ from _report import Part, Report, pytest_summary, show_problems, summarize
 
 #: What the other interpreters leave out: the long runs and the framework tests.
 OTHERS_SELECTION = ("-m", "not slow and not integration")
+#: The main interpreter's tests, in two parts when other interpreters run beside it.
+MAIN_WITH_OTHERS, MAIN_ALONE = ("-m", "not slow"), ("-m", "slow")
 DEFAULT_JOBS = 2
-#: A test run still going after this long is stopped and reported, rather than hang CI.
+#: A run out of view still going after this long is stopped and reported, not left to
+#: hang CI in silence (one in view shows where it is stuck, and may be long on purpose).
 SUITE_TIMEOUT = 15 * 60
 #: pytest exits 5 when nothing was selected: on another interpreter, that is the selection.
 NO_TESTS_RAN = 5
@@ -111,8 +120,12 @@ def choose(
     return found, missing
 
 
-def run_interpreter(report: Report, pytest_args: Sequence[str], *, shown: bool) -> None:
-    """All one interpreter does: its venv, the checks if it is the main one, its tests."""
+def run_interpreter(report: Report, options: Options, *, shown: bool, split: bool) -> None:
+    """All one interpreter does: its venv, the checks if it is the main one, its tests.
+
+    With *split*, the main interpreter leaves its slow tests for :func:`run_all` to run
+    once nothing else is running.
+    """
     set_up(report, shown=shown)
     if not report.ok:
         return
@@ -120,9 +133,11 @@ def run_interpreter(report: Report, pytest_args: Sequence[str], *, shown: bool) 
         check(report, "ruff check", "ruff", "check", ".")
         check(report, "ruff format --check", "ruff", "format", "--check", ".")
         check(report, "mypy", "mypy")
-        run_pytest(report, pytest_args, shown=shown)
+        arguments = MAIN_WITH_OTHERS if split else options.pytest_args
+        run_pytest(report, "pytest", arguments, shown=shown, selected=split)
     else:
-        run_pytest(report, [*OTHERS_SELECTION, *pytest_args], shown=shown)
+        arguments = (*OTHERS_SELECTION, *options.pytest_args)
+        run_pytest(report, "pytest", arguments, shown=shown, selected=True)
 
 
 def set_up(report: Report, *, shown: bool) -> None:
@@ -156,10 +171,15 @@ def check(report: Report, name: str, *command: str) -> None:
     report.parts.append(Part(name, status == 0, time.monotonic() - started))
 
 
-def run_pytest(report: Report, arguments: Sequence[str], *, shown: bool) -> None:
-    """pytest on the report's interpreter, logged, and on the terminal too if *shown*."""
+def run_pytest(
+    report: Report, name: str, arguments: Sequence[str], *, shown: bool, selected: bool
+) -> None:
+    """pytest on the report's interpreter, logged, and on the terminal too if *shown*.
+
+    When the runner *selected* tests by mark, a run that finds none to run is no failure.
+    """
     interpreter = report.interpreter
-    report.log, report.shown = interpreter.venv / "pytest.log", shown
+    log = interpreter.venv / ("pytest.log" if name == "pytest" else "pytest-slow.log")
     color = ["--color=yes"] if shown and sys.stdout.isatty() else []
     if shown:
         print(f"+ {interpreter.release}: pytest {shlex.join(arguments)}", flush=True)
@@ -167,21 +187,20 @@ def run_pytest(report: Report, arguments: Sequence[str], *, shown: bool) -> None
     status = _logged(
         [str(interpreter.python), "-m", "pytest", *color, *arguments],
         environment(interpreter),
-        report.log,
+        log,
         shown=shown,
     )
     seconds = time.monotonic() - started
-    found = pytest_summary(report.log.read_text(errors="replace")[-65536:])
+    found = pytest_summary(log.read_text(errors="replace")[-65536:])
     detail, counts = found or (f"pytest exited with {status}", Counter[str]())
-    nothing_selected = status == NO_TESTS_RAN and not interpreter.main
     if status is None:
         detail = f"stopped after {SUITE_TIMEOUT} s; {detail}"
-    elif nothing_selected:
+    elif status == NO_TESTS_RAN and selected:
         detail = f"nothing selected here: {detail}"
-    ok = status == 0 or nothing_selected
+    ok = status == 0 or (status == NO_TESTS_RAN and selected)
     if not ok and not counts["failed"] and not counts["errors"]:
         counts["errors"] += 1
-    report.parts.append(Part("pytest", ok, seconds, detail, counts))
+    report.parts.append(Part(name, ok, seconds, detail, counts, log, shown))
 
 
 def _logged(command: list[str], env: dict[str, str], log: Path, *, shown: bool) -> int | None:
@@ -197,7 +216,8 @@ def _logged(command: list[str], env: dict[str, str], log: Path, *, shown: bool) 
             process.kill()
 
         timer = threading.Timer(SUITE_TIMEOUT, stop)
-        timer.start()
+        if not shown:
+            timer.start()
         assert process.stdout is not None
         while chunk := os.read(process.stdout.fileno(), 65536):
             sink.write(chunk)
@@ -217,15 +237,18 @@ def environment(interpreter: Interpreter) -> dict[str, str]:
 
 
 def run_all(reports: Sequence[Report], options: Options) -> None:
-    """Test each interpreter, ``options.jobs`` at a time, in order; the first one in view."""
+    """Test each interpreter, ``options.jobs`` at a time, in order; the first one in view.
+
+    When interpreters run side by side and no pytest argument narrows the run, the main
+    interpreter's slow tests come last, alone: they load the machine on purpose and their
+    bounds assume it is otherwise quiet.
+    """
+    split = options.jobs > 1 and len(reports) > 1 and not options.pytest_args
     pool = ThreadPoolExecutor(options.jobs)
     try:
         runs = [
             pool.submit(
-                run_interpreter,
-                report,
-                options.pytest_args,
-                shown=index == 0 or options.jobs == 1,
+                run_interpreter, report, options, shown=index == 0 or options.jobs == 1, split=split
             )
             for index, report in enumerate(reports)
         ]
@@ -237,6 +260,11 @@ def run_all(reports: Sequence[Report], options: Options) -> None:
             process.terminate()
         raise
     pool.shutdown()
+    main = reports[0]
+    if split and main.interpreter.main and main.parts[0].ok:
+        run_pytest(main, "pytest -m slow", MAIN_ALONE, shown=True, selected=True)
+        for part in main.parts:
+            part.counts.pop("deselected", None)  # between them, the two runs ran everything
 
 
 def main(argv: Sequence[str]) -> int:

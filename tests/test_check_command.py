@@ -228,15 +228,53 @@ def test_only_claimed_versions_can_be_asked_for_and_the_main_one_comes_first(
         run.choose(["3.9"], claimed, main)
 
 
+@pytest.mark.parametrize(
+    ("main", "selected", "exit_code", "printed", "ok", "detail", "counts"),
+    [
+        (False, True, 0, "== 9 passed in 0.10s ==", True, "9 passed in 0.10s", {"passed": 9}),
+        (False, True, 5, "== 4 deselected in 0.10s ==", True,
+         "nothing selected here: 4 deselected in 0.10s", {"deselected": 4}),
+        (True, False, 5, "== no tests ran in 0.10s ==", False, "no tests ran in 0.10s",
+         {"errors": 1}),
+        (True, False, 1, "== 1 failed, 8 passed in 0.10s ==", False,
+         "1 failed, 8 passed in 0.10s", {"failed": 1, "passed": 8}),
+        (False, True, 4, "ERROR: file or directory not found: nowhere", False,
+         "pytest exited with 4", {"errors": 1}),
+    ],
+)  # fmt: skip
+def test_a_test_run_is_judged_by_its_exit_code_and_told_by_its_summary(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    main: bool,
+    selected: bool,
+    exit_code: int,
+    printed: str,
+    ok: bool,
+    detail: str,
+    counts: dict[str, int],
+) -> None:
+    monkeypatch.setattr(_pythons, "ROOT", tmp_path)
+    interpreter = Interpreter("3.99", "3.99.1", Path("/opt/python3.99"), main=main)
+    interpreter.python.parent.mkdir(parents=True)
+    executable(interpreter.python, f"echo 'collected 9 items'; echo '{printed}'; exit {exit_code}")
+    report = Report(interpreter)
+    run.run_pytest(report, "pytest", ["-m", "not slow"], shown=False, selected=selected)
+    (part,) = report.parts
+    assert (part.ok, part.detail, part.counts) == (ok, detail, Counter(counts))
+    assert part.log is not None
+    assert part.log.read_text().splitlines() == ["collected 9 items", printed]
+
+
 def test_tests_under_integrations_carry_the_integration_mark(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytester.mkpydir("integrations")
+    # Not named "integrations": that name is taken by the real package on sys.path.
+    pytester.mkpydir("frameworks")
     pytester.makepyfile(
-        **{"integrations/test_framework": "def test_a(): pass", "test_sdk": "def test_b(): pass"}
+        **{"frameworks/test_framework": "def test_a(): pass", "test_sdk": "def test_b(): pass"}
     )
     items, _ = pytester.inline_genitems()
-    monkeypatch.setattr(conftest, "INTEGRATIONS", pytester.path / "integrations")
+    monkeypatch.setattr(conftest, "INTEGRATIONS", pytester.path / "frameworks")
     conftest.pytest_collection_modifyitems(items)
     marked = {item.name: item.get_closest_marker("integration") is not None for item in items}
     assert marked == {"test_a": True, "test_b": False}
