@@ -65,8 +65,6 @@ DEFAULT_JOBS = 2
 SUITE_TIMEOUT = 15 * 60
 #: pytest exits 5 when nothing was selected: on another interpreter, that is the selection.
 NO_TESTS_RAN = 5
-#: An editable install writes steadycron.egg-info into the project: one install at a time.
-_INSTALLING = threading.Lock()
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
@@ -121,14 +119,11 @@ def choose(
 
 
 def run_interpreter(report: Report, options: Options, *, shown: bool, split: bool) -> None:
-    """All one interpreter does: its venv, the checks if it is the main one, its tests.
+    """All one interpreter does: the checks if it is the main one, then its tests.
 
     With *split*, the main interpreter leaves its slow tests for :func:`run_all` to run
     once nothing else is running.
     """
-    set_up(report, shown=shown)
-    if not report.ok:
-        return
     if report.interpreter.main:
         check(report, "ruff check", "ruff", "check", ".")
         check(report, "ruff format --check", "ruff", "format", "--check", ".")
@@ -140,21 +135,19 @@ def run_interpreter(report: Report, options: Options, *, shown: bool, split: boo
         run_pytest(report, "pytest", arguments, shown=shown, selected=True)
 
 
-def set_up(report: Report, *, shown: bool) -> None:
+def set_up(report: Report) -> None:
     """Build or refresh the interpreter's venv (pip only when pyproject.toml changed)."""
     interpreter = report.interpreter
-    with _INSTALLING:
-        started = time.monotonic()
-        try:
-            done = prepare(interpreter)
-        except SetupError as exc:
-            report.problem = f"{interpreter.release}: could not set up its venv: {exc}"
-            report.parts.append(Part("install", False, time.monotonic() - started))
-            return
+    started = time.monotonic()
+    try:
+        done = prepare(interpreter)
+    except SetupError as exc:
+        report.problem = f"{interpreter.release}: could not set up its venv: {exc}"
+        report.parts.append(Part("install", False, time.monotonic() - started))
+        return
     seconds = time.monotonic() - started
-    if shown:
-        venv = interpreter.venv.relative_to(ROOT)
-        print(f"+ {interpreter.release}: {venv} {done} in {seconds:.1f}s", flush=True)
+    venv = interpreter.venv.relative_to(ROOT)
+    print(f"+ {interpreter.release}: {venv} {done} in {seconds:.1f}s", flush=True)
     report.parts.append(Part("install", True, seconds, done))
 
 
@@ -237,12 +230,20 @@ def environment(interpreter: Interpreter) -> dict[str, str]:
 
 
 def run_all(reports: Sequence[Report], options: Options) -> None:
-    """Test each interpreter, ``options.jobs`` at a time, in order; the first one in view.
+    """Set up every venv, then test each interpreter, ``options.jobs`` at a time, in order.
+
+    The installs come first, one at a time: they are heavy (no test should run beside
+    one), and an editable install writes steadycron.egg-info into the project.
 
     When interpreters run side by side and no pytest argument narrows the run, the main
     interpreter's slow tests come last, alone: they load the machine on purpose and their
     bounds assume it is otherwise quiet.
     """
+    for report in reports:
+        set_up(report)
+    reports = [report for report in reports if report.ok]
+    if not reports:
+        return
     split = options.jobs > 1 and len(reports) > 1 and not options.pytest_args
     pool = ThreadPoolExecutor(options.jobs)
     try:
@@ -261,7 +262,7 @@ def run_all(reports: Sequence[Report], options: Options) -> None:
         raise
     pool.shutdown()
     main = reports[0]
-    if split and main.interpreter.main and main.parts[0].ok:
+    if split and main.interpreter.main:
         run_pytest(main, "pytest -m slow", MAIN_ALONE, shown=True, selected=True)
         for part in main.parts:
             part.counts.pop("deselected", None)  # between them, the two runs ran everything
