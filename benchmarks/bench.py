@@ -32,7 +32,9 @@ class Bench:
 
 @attrs.frozen
 class Outcome:
-    """What a scenario found: table rows and the targets it checked."""
+    """What a scenario found: table rows, the targets it checked, and what explains the
+    figures (Markdown paragraphs made from the measurements)."""
 
     rows: list[Row]
     targets: list[Target] = attrs.Factory(list)
+    notes: list[str] = attrs.Factory(list)

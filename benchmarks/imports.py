@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 
 from .bench import Bench, Outcome
-from .processes import child_env, process_batch, run
+from .processes import child_env, process_batch, python_command, run
 from .report import Row, Target, rows_with_ratios
 from .timing import Contender, alternate
 
@@ -19,7 +19,8 @@ BASELINE = "urllib.request"
 
 def _importtime_us(python: str, module: str, env: dict[str, str]) -> float:
     """Cumulative microseconds ``-X importtime`` charges to *module*."""
-    stderr = run([python, "-X", "importtime", "-c", f"import {module}"], env).stderr.decode()
+    command = [*python_command(python), "-X", "importtime", "-c", f"import {module}"]
+    stderr = run(command, env).stderr.decode()
     for line in stderr.splitlines():
         fields = line.split("|")
         if len(fields) == 3 and fields[2].strip() == module:
@@ -30,7 +31,9 @@ def _importtime_us(python: str, module: str, env: dict[str, str]) -> float:
 def measure(bench: Bench) -> Outcome:
     env = child_env()
     contenders = {
-        f"import {module}": Contender(process_batch([bench.python, "-c", code], env), 1)
+        f"import {module}": Contender(
+            process_batch([*python_command(bench.python), "-c", code], env), 1
+        )
         for module, code in MODULES.items()
     }
     results = alternate(contenders, bench.scale(41, 3))

@@ -24,6 +24,7 @@ class Row:
     ratio: float | None = None
     connections: float | None = None
     is_reference: bool = False
+    requests: float | None = None
 
     def cells(self) -> list[str]:
         if self.is_reference:
@@ -31,7 +32,9 @@ class Row:
         else:
             versus = "" if self.ratio is None else f"{self.ratio:.2f}x {self.reference}"
         connections = "" if self.connections is None else f"{self.connections:.4g}"
-        return [self.scenario, self.contender, _number(self.median, self.unit), versus, connections]
+        requests = "" if self.requests is None else f"{self.requests:.4g}"
+        median = _number(self.median, self.unit)
+        return [self.scenario, self.contender, median, versus, connections, requests]
 
 
 @attrs.frozen
@@ -63,7 +66,7 @@ def rows_with_ratios(rows: Sequence[Row]) -> list[Row]:
     ]
 
 
-ROW_HEADER = ["scenario", "contender", "median", "ratio", "TCP conns/run"]
+ROW_HEADER = ["scenario", "contender", "median", "ratio", "TCP conns/run", "requests/run"]
 TARGET_HEADER = ["target", "goal", "measured", "status"]
 
 

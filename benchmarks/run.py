@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import cold, faults, imports, overhead, threads, warm
+from . import cold, faults, imports, overhead, roundtrips, threads, warm
 from .bench import Bench, Outcome
 from .report import ROW_HEADER, TARGET_HEADER, machine, markdown_table, text_table
 from .server import running_servers
@@ -23,6 +23,7 @@ from .tls import make_tls_files
 SCENARIOS: dict[str, Callable[[Bench], Outcome]] = {
     "warm": warm.measure,
     "cold": cold.measure,
+    "roundtrips": roundtrips.measure,
     "import": imports.measure,
     "overhead": overhead.measure,
     "threads": threads.measure,
@@ -45,6 +46,7 @@ def _markdown(outcome: Outcome, about: str, system_certs: int) -> str:
             markdown_table(ROW_HEADER, [row.cells() for row in outcome.rows]),
             "## Targets",
             markdown_table(TARGET_HEADER, [target.cells() for target in outcome.targets]),
+            *(["## What the figures say", *outcome.notes] if outcome.notes else []),
             "",
         ]
     )
@@ -61,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     everything = Outcome([], [])
     with tempfile.TemporaryDirectory(prefix="steadycron-bench-") as directory:
+        # Clients here and in child processes keep their token caches in this run's own
+        # folder (the default one follows XDG_CACHE_HOME), never in the user's.
+        os.environ["XDG_CACHE_HOME"] = str(Path(directory, "cache"))
         tls = make_tls_files(Path(directory))
         with running_servers(tls) as servers:
             bench = Bench(servers, tls, Path(directory), quick=args.quick)
@@ -69,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcome = SCENARIOS[name](bench)
                 everything.rows.extend(outcome.rows)
                 everything.targets.extend(outcome.targets)
+                everything.notes.extend(outcome.notes)
     about = machine()
     print(f"\n{about}; {time.perf_counter() - started:.0f} s\n")
     print(text_table(ROW_HEADER, [row.cells() for row in everything.rows]))
@@ -77,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print()
         print(text_table(TARGET_HEADER, [target.cells() for target in everything.targets]))
+    for note in everything.notes:
+        print(f"\n{note}")
     output = args.output or (None if args.quick else RESULTS)
     if output is not None:
         output.write_text(_markdown(everything, about, tls.system_certs), encoding="utf-8")

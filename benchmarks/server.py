@@ -2,9 +2,11 @@
 
 A separate process keeps the server off the measured interpreter's GIL. It runs an
 asyncio keep-alive HTTP/1.1 server (plain and TLS, on several ports) that answers
-resolves and pings, plus two faulty listeners: one that accepts and never answers and
-one that drips its answer a byte at a time. Every accepted TCP connection is counted in
-shared memory, so the measuring process can report connections per run.
+resolves and pings, plus faulty listeners (one that accepts and never answers, one that
+drips its answer a byte at a time) and distant ones, where every round trip takes
+:data:`ROUND_TRIP_SECONDS` as it would to a server a continent away. Every accepted TCP
+connection and every request is counted in shared memory, so the measuring process can
+report round trips per run.
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ from .tls import TlsFiles
 #: (both answer either: the split only gives the cold process two hosts, as in production).
 GOOD_LISTENERS = {"http": False, "http-api": False, "https": True, "https-api": True}
 FAULTY_LISTENERS = ("silent", "drip", "silent-after-one", "drip-after-one")
-LISTENERS = (*GOOD_LISTENERS, *FAULTY_LISTENERS)
+#: Listener name -> whether it speaks TLS, for the hosts far away.
+DISTANT_LISTENERS = {"distant-https": True, "distant-https-api": True}
+LISTENERS = (*GOOD_LISTENERS, *FAULTY_LISTENERS, *DISTANT_LISTENERS)
+SPEAKS_TLS = {**GOOD_LISTENERS, **DISTANT_LISTENERS}
 DRIP_INTERVAL_SECONDS = 0.05
+#: One round trip to a distant listener: its TCP handshake, its TLS handshake (TLS 1.3
+#: needs one), and each request and answer.
+ROUND_TRIP_SECONDS = 0.020
 _HEADER_END = b"\r\n\r\n"
 
 
@@ -47,10 +55,13 @@ def _answer(request_line: bytes) -> bytes:
 
 
 class _Counted(asyncio.Protocol):
-    """Counts its connection in the shared counters when accepted."""
+    """Counts its connection in the shared counters when accepted (its requests after
+    every listener's connection count)."""
 
     def __init__(self, counters: Any, index: int) -> None:
         counters[index] += 1
+        self.counters = counters
+        self.requests_index = len(LISTENERS) + index
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -74,11 +85,51 @@ class _SteadyCron(_Counted):
             if len(self.buffer) < end + 4 + length:
                 return
             self.buffer = self.buffer[end + 4 + length :]
-            assert self.transport is not None
-            self.transport.write(_answer(request_line))
-            if b"connection: close" in head:
-                self.transport.close()
+            self.counters[self.requests_index] += 1
+            closing = b"connection: close" in head
+            self.reply(_answer(request_line), closing)
+            if closing:
                 return
+
+    def reply(self, answer: bytes, close: bool) -> None:
+        assert self.transport is not None
+        self.transport.write(answer)
+        if close:
+            self.transport.close()
+
+
+class _Distant(_SteadyCron):
+    """A host a continent away: the TCP handshake, the TLS handshake and every answer
+    each take one round trip."""
+
+    tls: ssl.SSLContext | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # the client's first bytes wait for the handshakes
+        handshakes = 2 if self.tls is not None else 1
+        loop = asyncio.get_running_loop()
+        loop.call_later(
+            ROUND_TRIP_SECONDS * handshakes, lambda: loop.create_task(self._open(transport))
+        )
+
+    async def _open(self, transport: asyncio.Transport) -> None:
+        if self.tls is None:
+            self.transport = transport
+            transport.resume_reading()
+            return
+        try:
+            opened = await asyncio.get_running_loop().start_tls(
+                transport, self, self.tls, server_side=True
+            )
+        except (OSError, ssl.SSLError):
+            transport.close()
+            return
+        assert isinstance(opened, asyncio.Transport)
+        self.transport = opened
+
+    def reply(self, answer: bytes, close: bool) -> None:
+        asyncio.get_running_loop().call_later(ROUND_TRIP_SECONDS, super().reply, answer, close)
 
 
 class _OnceThen(_SteadyCron):
@@ -139,17 +190,24 @@ async def _serve(counters: Any, tls: TlsFiles, ready: Connection) -> None:
     context.load_cert_chain(tls.cert_chain, tls.private_key)
     loop = asyncio.get_running_loop()
     ports = {}
+
+    class DistantTls(_Distant):
+        tls = context
+
     for index, name in enumerate(LISTENERS):
         protocol = {
             "silent": _Silent,
             "drip": _Drip,
             "silent-after-one": _OnceThen,
             "drip-after-one": _DripAfterOne,
+            "distant-https": DistantTls,
+            "distant-https-api": DistantTls,
         }.get(name, _SteadyCron)
         server = await loop.create_server(
             lambda protocol=protocol, index=index: protocol(counters, index),
             "127.0.0.1",
             0,
+            # Distant listeners start TLS themselves, after the handshakes' round trips.
             ssl=context if GOOD_LISTENERS.get(name) else None,
             backlog=256,
         )
@@ -164,18 +222,22 @@ def _main(counters: Any, tls: TlsFiles, ready: Connection) -> None:
 
 @attrs.frozen
 class Servers:
-    """The running stand-ins: their ports and the live connection counters."""
+    """The running stand-ins: their ports and the live connection and request counters."""
 
     ports: dict[str, int]
     counters: Any
 
     def url(self, listener: str, host: str = "127.0.0.1") -> str:
-        scheme = "https" if GOOD_LISTENERS.get(listener) else "http"
+        scheme = "https" if SPEAKS_TLS.get(listener) else "http"
         return f"{scheme}://{host}:{self.ports[listener]}"
 
     def connections(self, listener: str) -> int:
         """TCP connections *listener* has accepted so far."""
         return int(self.counters[LISTENERS.index(listener)])
+
+    def requests(self, listener: str) -> int:
+        """Requests *listener* has read so far."""
+        return int(self.counters[len(LISTENERS) + LISTENERS.index(listener)])
 
     def probe(self, *listeners: str) -> Callable[[], int]:
         """A probe counting the connections *listeners* have accepted so far."""
@@ -186,7 +248,7 @@ class Servers:
 def running_servers(tls: TlsFiles) -> Iterator[Servers]:
     """Start the stand-ins in a fresh process; stop it on exit."""
     context = multiprocessing.get_context("spawn")
-    counters = context.Array("q", len(LISTENERS), lock=False)
+    counters = context.Array("q", 2 * len(LISTENERS), lock=False)
     receiving, sending = context.Pipe(duplex=False)
     process = context.Process(target=_main, args=(counters, tls, sending), daemon=True)
     process.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._exceptions import AmbiguousJobKeyError as AmbiguousJobKeyError
@@ -25,9 +25,10 @@ from ._exceptions import TransportError as TransportError
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from ._client import State as State
     from ._client import SteadyCron as SteadyCron
     from ._config import Config as Config
+    from ._ping import State as State
+    from ._run import ManualRun as ManualRun
     from ._run import Monitor as Monitor
     from ._run import Run as Run
     from ._run import RunContext as RunContext
@@ -38,6 +39,7 @@ __all__ = [
     "Config",
     "ConfigurationError",
     "InvalidMonitorKindError",
+    "ManualRun",
     "Monitor",
     "MonitorNotFoundError",
     "ResolutionUnavailableError",
@@ -50,6 +52,7 @@ __all__ = [
     "__version__",
     "clear_cache",
     "configure",
+    "current_run",
     "default_client",
     "job",
     "monitor",
@@ -62,10 +65,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Public classes that live in private modules, imported when first asked for (PEP 562).
 _LAZY = {
     "Config": "._config",
+    "ManualRun": "._run",
     "Monitor": "._run",
     "Run": "._run",
     "RunContext": "._run",
-    "State": "._client",
+    "State": "._ping",
     "SteadyCron": "._client",
 }
 
@@ -80,6 +84,7 @@ _SETTINGS = (
     "ping_timeout",
     "resolve_cache_ttl",
     "monitors",
+    "token_cache",
 )
 
 # Module settings (properties installed below; the annotations inform type checkers).
@@ -91,17 +96,20 @@ capture_errors: bool
 ping_timeout: float
 resolve_cache_ttl: float
 monitors: MutableMapping[str, str]
+token_cache: str
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:  # type checkers see the names above, and flag a misspelt one
 
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}{_suggest(name)}")
+        import importlib
+
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
@@ -126,6 +134,17 @@ def default_client() -> SteadyCron:
     return default_client()
 
 
+def current_run() -> Run | None:
+    """The innermost open run of this thread or asyncio task (of any client), or None.
+
+    Inside ``@job`` or ``with monitor(...)`` it is the run whose :meth:`Run.report`
+    fills the outcome ping of an ``agent`` monitor.
+    """
+    from ._run import current_run
+
+    return current_run()
+
+
 def job(key: str) -> Callable[[F], F]:
     """Decorate a function so every call is a tracked run of monitor *key*.
 
@@ -146,10 +165,15 @@ def monitor(key: str) -> RunContext:
 
 
 def ping(
-    key: str, state: State = "success", message: str | None = None, *, run_id: str | None = None
+    key: str,
+    state: State = "success",
+    message: str | None = None,
+    *,
+    run_id: str | None = None,
+    report: Mapping[str, object] | None = None,
 ) -> None:
     """Send one ping through the default client (see :meth:`SteadyCron.ping`)."""
-    default_client().ping(key, state, message, run_id=run_id)
+    default_client().ping(key, state, message, run_id=run_id, report=report)
 
 
 def resolve(key: str) -> str:
@@ -179,6 +203,27 @@ def _setting(name: str) -> property:
     return property(read, write, doc=f"The default client's {name} setting.")
 
 
+def _suggest(name: str) -> str:
+    """A "did you mean" for a misspelt public name, or nothing."""
+    import difflib
+
+    known = [*_SETTINGS, *__all__]
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _set_known_only(module: types.ModuleType, name: str, value: Any) -> None:
+    """Refuse a new public name: ``steadycron.ping_timout = 1`` would otherwise be kept
+    silently and do nothing. Settings, existing names, private names and submodules (which
+    the import system sets) go through."""
+    known = name.startswith("_") or name in module.__dict__ or name in _LAZY
+    if not (known or name in _SETTINGS or isinstance(value, types.ModuleType)):
+        raise AttributeError(f"module {__name__!r} has no setting {name!r}{_suggest(name)}")
+    types.ModuleType.__setattr__(module, name, value)
+
+
 sys.modules[__name__].__class__ = type(
-    "SteadyCronModule", (types.ModuleType,), {name: _setting(name) for name in _SETTINGS}
+    "SteadyCronModule",
+    (types.ModuleType,),
+    {"__setattr__": _set_known_only, **{name: _setting(name) for name in _SETTINGS}},
 )

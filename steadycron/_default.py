@@ -1,8 +1,8 @@
 """The module-level default client and the settings read and written as module attributes.
 
 A setting reads back its effective value: set in code, else its environment variable at
-the time of reading, else the default. The default client rebuilds its ``Config`` only
-when a setting, ``monitors`` or one of those variables has changed since the last ping.
+the time of reading, else the default. The default client is rebuilt only when a setting,
+``monitors`` or one of those variables has changed since the last ping.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from ._exceptions import ConfigurationError
 from .transports._base import Transport, check_transport
 
 _FIELDS = attrs.fields_dict(Config)
-_DEFAULTS = Config()
 
 # The default client checks its environment variables at every ping (two per run), and
 # only to notice a change. The bytes view answers that without decoding each value, at
@@ -91,7 +90,12 @@ class DefaultSettings:
             return self.explicit[name]
         variable = ENV_VARS.get(name)
         from_env = os.environ.get(variable) if variable else None
-        return from_env or getattr(_DEFAULTS, name)
+        if from_env:
+            return validate_setting(name, from_env) if name == "token_cache" else from_env
+        default = _FIELDS[name].default
+        # A default made by a factory (the user's cache folder) is made at reading time.
+        factory = getattr(default, "factory", None)
+        return default if factory is None else factory()
 
     def assign(self, changes: Mapping[str, Any]) -> None:
         """Validate every change, then apply them all (or none)."""
@@ -116,66 +120,82 @@ class DefaultSettings:
         values = dict(self.explicit, monitors=dict(self.monitors))
         try:
             return Config.from_env(**values)
-        except (TypeError, ValueError) as exc:
-            names = ", ".join(ENV_VARS[n] for n in ENV_VARS if n not in self.explicit)
-            raise ConfigurationError(
-                f"invalid SteadyCron setting from the environment ({names}): {exc}"
-            ) from None
+        except (TypeError, ValueError) as exc:  # names the variable at fault
+            raise ConfigurationError(f"invalid SteadyCron setting: {exc}") from None
 
 
-class DefaultClient(SteadyCron):
-    """The client behind the module-level API: its config follows the module settings."""
+class DefaultClient:
+    """The client behind the module-level API: a :class:`SteadyCron` for the current
+    module settings, rebuilt when they change.
+
+    A rebuilt client carries on its predecessor's transport, workers and resolved tokens
+    (kept per API key and URL). Closing it only releases its connections and threads: the
+    next ping opens fresh ones.
+    """
 
     def __init__(self, settings: DefaultSettings) -> None:
-        super().__init__(Config())
         self._settings = settings
+        self._client = SteadyCron._reopening(Config())
         self._seen: tuple[object, ...] | None = None
-        self._identity: tuple[str | None, str] | None = None
 
-    @property
-    def config(self) -> Config:
+    def current(self) -> SteadyCron:
+        """The client for the settings as they are now."""
+        client = self._client
+        if self._seen != self._settings.snapshot_key():
+            client = self._rebuild()
+        return client
+
+    def _rebuild(self) -> SteadyCron:
         settings = self._settings
-        key = settings.snapshot_key()
-        if key != self._seen:
-            with settings.lock:
-                config = settings.build_config()
-                identity = (config.api_key, config.api_url)
-                if self._identity is not None and identity != self._identity:
-                    self.clear_cache()  # tokens of another account or API are not ours
-                self._config, self._seen, self._identity = config, key, identity
-        return self._config
+        with settings.lock:
+            seen = settings.snapshot_key()
+            # Cached tokens are kept per api_url and API key: a switch needs no clearing.
+            client = self._client._with_config(settings.build_config())
+            self._client, self._seen = client, seen
+        return client
 
-    def use_transport(self, transport: Transport | None) -> None:
-        """Swap the transport, closing the one it replaces."""
-        old = self._swap_transport(transport)
+    def replace_transport(self, transport: Transport | None) -> None:
+        """Swap the transport, closing the one it replaces. The settings are not read:
+        their rebuilt clients share the transport."""
+        old = self._client.replace_transport(transport)
         if old is not None and old is not transport:
             old.close()
 
+    def holds(self, client: SteadyCron) -> bool:
+        """Whether *client* is this default client, as built for any settings."""
+        return client._shares_wiring_with(self._client)
+
     def close(self) -> None:
-        """Release connections and threads; the module-level API builds fresh ones on
-        next use (a transport set with ``configure`` is closed and replaced by the default)."""
-        self._release()
+        """Release the connections and threads of the client it holds."""
+        self._client.close()
 
 
 _settings = DefaultSettings()
-_client: DefaultClient | None = None
-_client_lock = threading.Lock()
+_holder: DefaultClient | None = None
+_holder_lock = threading.Lock()
 
 
 def default_client() -> SteadyCron:
-    """The client the module-level functions use."""
-    return _default()
+    """The client the module-level functions use, for the module settings as they are."""
+    return _default().current()
 
 
 def _default() -> DefaultClient:
-    global _client
-    client = _client
-    if client is None:
-        with _client_lock:
-            if _client is None:
-                _client = DefaultClient(_settings)
-            client = _client
-    return client
+    global _holder
+    holder = _holder
+    if holder is None:
+        with _holder_lock:
+            if _holder is None:
+                _holder = DefaultClient(_settings)
+            holder = _holder
+    return holder
+
+
+def is_default_client(client: SteadyCron) -> bool:
+    """Whether *client* is the default client (``steadycron.default_client()``, now or
+    before a setting changed)."""
+    holder = _holder
+    return holder is not None and holder.holds(client)
 
 
 def configure(**settings: Any) -> None:
@@ -196,17 +216,17 @@ def configure(**settings: Any) -> None:
         check_transport(transport)
     _settings.assign(settings)
     if replace_transport:
-        _default().use_transport(transport)
+        _default().replace_transport(transport)
 
 
 def reset() -> None:
     """Forget every module-level setting and close the default client (for tests)."""
-    global _client, _settings
-    with _client_lock:
-        client, _client = _client, None
+    global _holder, _settings
+    with _holder_lock:
+        holder, _holder = _holder, None
         _settings = DefaultSettings()
-    if client is not None:
-        client.close()
+    if holder is not None:
+        holder.close()
 
 
 def save_settings() -> Callable[[], None]:

@@ -7,17 +7,21 @@
     │   ├── AuthenticationError       401/403 from the API
     │   ├── MonitorNotFoundError      404: no job with that key
     │   ├── AmbiguousJobKeyError      409: the key matches several jobs
-    │   └── InvalidMonitorKindError   the key names an http or agent job
+    │   └── InvalidMonitorKindError   the key names a job that takes no pings (http)
     ├── ResolutionUnavailableError    outage, raised only by ``client.resolve()``
     └── TransportError                no HTTP answer (never escapes a ping)
         ├── ConnectError
         ├── TransportTimeoutError
         └── ProtocolError
 
-Errors carry the monitor key and the server's message, never an API key or token.
+Errors carry the monitor key and the server's message, never an API key or token. Each
+names the module users import it from, so a traceback reads
+``steadycron.MonitorNotFoundError``, not the private module it is defined in.
 """
 
 from __future__ import annotations
+
+from ._redact import shown
 
 
 class SteadyCronError(Exception):
@@ -43,7 +47,7 @@ class _ServerRefusal(ConfigurationError):
     def __init__(
         self, key: str, server_message: str | None = None, *, status: int | None = None
     ) -> None:
-        text = f"monitor key {key!r}: {self.default_reason}"
+        text = f"monitor key {shown(key)}: {self.default_reason}"
         if server_message:
             text = f"{text} (server said: {server_message})"
         super().__init__(text, key=key)
@@ -73,9 +77,9 @@ class AmbiguousJobKeyError(_ServerRefusal):
 
 
 class InvalidMonitorKindError(_ServerRefusal):
-    """The key names a job that is not a heartbeat monitor."""
+    """The key names a job that takes no pings: not a heartbeat or agent monitor."""
 
-    default_reason = "the key names a job that is not a heartbeat monitor"
+    default_reason = "the key names a job that is not a heartbeat or agent monitor"
 
     def __init__(
         self,
@@ -87,7 +91,7 @@ class InvalidMonitorKindError(_ServerRefusal):
     ) -> None:
         self.kind = kind
         if kind is not None:
-            self.default_reason = f"the key names a {kind!r} job, not a heartbeat monitor"
+            self.default_reason = f"the key names a {kind!r} job, not a heartbeat or agent monitor"
         super().__init__(key, server_message, status=status)
 
 
@@ -113,3 +117,19 @@ class TransportTimeoutError(TransportError):
 
 class ProtocolError(TransportError):
     """The connection broke or the peer did not speak HTTP."""
+
+
+for _error in (
+    SteadyCronError,
+    ConfigurationError,
+    AuthenticationError,
+    MonitorNotFoundError,
+    AmbiguousJobKeyError,
+    InvalidMonitorKindError,
+    ResolutionUnavailableError,
+    TransportError,
+):
+    _error.__module__ = "steadycron"
+for _error in (ConnectError, TransportTimeoutError, ProtocolError):
+    _error.__module__ = "steadycron.transports"
+del _error

@@ -40,6 +40,12 @@ def is_retryable_status(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
+#: What an answer means where its number alone would leave the reader of a log guessing.
+STATUS_MEANINGS = {
+    422: "the run was not open on the server (its start ping may have been lost in an outage)",
+}
+
+
 @attrs.frozen
 class Exchange:
     """What came of an exchange: the last answer (if any) and how we got there."""
@@ -56,7 +62,9 @@ class Exchange:
     def reason(self) -> str:
         """Why the exchange did not succeed, in words safe to log."""
         if self.response is not None:
-            return f"HTTP {self.response.status}"
+            status = self.response.status
+            meaning = STATUS_MEANINGS.get(status)
+            return f"HTTP {status}: {meaning}" if meaning else f"HTTP {status}"
         return self.error or "no answer"
 
 

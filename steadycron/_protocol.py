@@ -18,6 +18,8 @@ from ._version import __version__
 USER_AGENT = f"steadycron-python/{__version__}"
 RESOLVE_PATH = "/api/monitors/resolve"
 STATES = ("start", "success", "fail")
+#: Kinds of monitor the SDK pings; a key of any other kind is refused (PROTOCOL.md).
+PINGABLE_KINDS = ("heartbeat", "agent")
 #: The path after the token for each state; success takes the bare token (PROTOCOL.md).
 PATH_SUFFIX = {"start": "/start", "success": "", "fail": "/fail"}
 
@@ -148,3 +150,59 @@ def read_ping(
         return None
     values = dict(urllib.parse.parse_qsl(query)) if isinstance(query, str) else dict(query)
     return PingTarget(segments[0], state, values.get("env") or None, values.get("run_id") or None)
+
+
+# -- the run report of agent monitors ------------------------------------------------------
+
+#: Report fields: Python name -> wire name (PROTOCOL.md "Agent monitors"), in body order.
+REPORT_WIRE_NAMES = {
+    "items": "itemsProduced",
+    "output_chars": "outputChars",
+    "steps": "steps",
+    "tool_calls": "toolCalls",
+    "model": "model",
+    "tokens_in": "tokensIn",
+    "tokens_out": "tokensOut",
+    "cost_usd": "costUsd",
+    "trace_url": "traceUrl",
+    "summary": "summary",
+}
+REPORT_FIELDS_BY_WIRE_NAME = {wire: name for name, wire in REPORT_WIRE_NAMES.items()}
+REPORT_CONTENT_TYPE = "application/json"
+REPORT_HEADERS = {"User-Agent": USER_AGENT, "Content-Type": REPORT_CONTENT_TYPE}
+
+
+def report_body(values: Mapping[str, object]) -> bytes:
+    """The JSON body of an agent outcome ping, from Python-named, checked values.
+
+    A ``Decimal`` cost leaves as a JSON number (through float: a cost needs no more than
+    the 17 significant digits a float keeps).
+    """
+    document = {wire: values[name] for name, wire in REPORT_WIRE_NAMES.items() if name in values}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=float).encode()
+
+
+def read_report(body: bytes) -> dict[str, object]:
+    """The fields of a report body under their Python names (unknown ones keep theirs).
+
+    Wire names and Python names are both read, so a report file written by hand in
+    either spelling works.
+
+    Raises:
+        ValueError: the body is not a JSON object, or gives one field twice.
+    """
+    try:
+        document = json.loads(body) if body.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the report is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (ValueError, RecursionError):  # not UTF-8, or nested past the decoder's stack
+        raise ValueError("the report is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"the report must be a JSON object, not {type(document).__name__}")
+    fields: dict[str, object] = {}
+    for name, value in document.items():
+        field = REPORT_FIELDS_BY_WIRE_NAME.get(str(name), str(name))
+        if field in fields:
+            raise ValueError(f"the report gives {field!r} twice (as {name!r} too)")
+        fields[field] = value
+    return fields

@@ -11,6 +11,12 @@
 
 With pytest, the ``steadycron_recorder`` fixture does the same around one test; given a
 monitor manifest (``--steadycron-manifest PATH``) it knows exactly the manifest's keys.
+
+Runs of ``agent`` monitors expose what they reported as ``run.report``, a :class:`Report`
+(snake_case fields, None where nothing was reported). Keys resolve as heartbeats unless
+``record(keys={"key": "agent"})`` (or the manifest) says otherwise; a heartbeat's outcome
+ping does not carry the report, but the recorder keeps it all the same, so a job's
+report can be tested whatever its monitor's kind.
 """
 
 from __future__ import annotations
@@ -18,21 +24,22 @@ from __future__ import annotations
 import datetime
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import attrs
 
 from ._client import SteadyCron
-from ._default import DefaultClient, default_client, save_settings
-from ._protocol import read_ping, resolve_key_of
+from ._config import Config
+from ._default import default_client, is_default_client, save_settings
+from ._protocol import REPORT_CONTENT_TYPE, read_ping, read_report, resolve_key_of
+from ._report import Report, Values, report_of
 from .transports._base import Request, Response
-from .transports._memory import InMemoryTransport, _resolve_answer
+from .transports._memory import InMemoryTransport
 
-__all__ = ["Ping", "RecordedRun", "Recorder", "record"]
+__all__ = ["Ping", "RecordedRun", "Recorder", "Report", "record"]
 
 _OUTCOMES = ("success", "fail")
-_PLACEHOLDER_API_KEY = "sc_ro_recording"
 _KINDS = ("heartbeat", "http", "agent")
 
 
@@ -46,6 +53,9 @@ class Ping:
     environment: str | None
     message: str | None
     at: datetime.datetime
+    #: The run report of an outcome ping (sent to an agent monitor, or kept from a
+    #: heartbeat's); None when there was none.
+    report: Report | None = None
 
 
 @attrs.frozen
@@ -69,9 +79,23 @@ class RecordedRun:
     @property
     def message(self) -> str | None:
         """The message of the outcome ping, if it carried one."""
+        outcome = self._outcome_ping()
+        return None if outcome is None else outcome.message
+
+    @property
+    def report(self) -> Report:
+        """What the run reported, as its outcome ping had it (every field None when it
+        reported nothing or has not finished). An agent monitor's fail carries the error
+        text as ``summary`` when ``capture_errors`` is on."""
+        outcome = self._outcome_ping()
+        if outcome is None or outcome.report is None:
+            return Report()
+        return outcome.report
+
+    def _outcome_ping(self) -> Ping | None:
         for ping in reversed(self.pings):
             if ping.state in _OUTCOMES:
-                return ping.message
+                return ping
         return None
 
 
@@ -81,13 +105,19 @@ class _RecordingTransport(InMemoryTransport):
     *allowed* maps the keys that exist to their job kind (None: any key is a heartbeat).
     """
 
-    def __init__(self, client: SteadyCron, allowed: Mapping[str, str] | None) -> None:
-        super().__init__(handler=self._resolve_other_kinds)
-        self._client = client
+    def __init__(self, settings: Callable[[], Config], allowed: Mapping[str, str] | None) -> None:
+        super().__init__(kinds=allowed)
+        self._settings = settings
         self._allowed = allowed
         self._keys_by_token: dict[str, str] = {}
         self._tokens_by_key: dict[str, str] = {}
+        #: Reports the client kept back (heartbeat keys), until their ping is recorded.
+        self._kept: dict[tuple[str, str, str | None], Report] = {}
         self.recorder = Recorder()
+
+    def keep_report(self, token: str, state: str, run_id: str | None, report: Values) -> None:
+        with self._lock:
+            self._kept[token, state, run_id] = report_of(report)
 
     def token_for(self, key: str) -> str | None:
         if self._allowed is not None and key not in self._allowed:
@@ -99,14 +129,6 @@ class _RecordingTransport(InMemoryTransport):
                 self._keys_by_token[token] = key
         return token
 
-    def _resolve_other_kinds(self, request: Request) -> Response | None:
-        """Answer the resolve of a non-heartbeat job with its kind, as SteadyCron does."""
-        key = resolve_key_of(request.url)
-        kind = None if key is None or self._allowed is None else self._allowed.get(key)
-        if key is None or kind is None or kind == "heartbeat":
-            return None
-        return _resolve_answer(key, self.token_for(key) or "", kind)
-
     def send(self, request: Request, *, timeout: float) -> Response:
         response = super().send(request, timeout=timeout)
         if resolve_key_of(request.url) is None:
@@ -114,16 +136,23 @@ class _RecordingTransport(InMemoryTransport):
         return response
 
     def _record_ping(self, request: Request) -> None:
+        config = self._settings()
         url = urllib.parse.urlsplit(request.url)
-        ping_base = urllib.parse.urlsplit(self._client.config.ping_url).path
+        ping_base = urllib.parse.urlsplit(config.ping_url).path
         target = read_ping(url.path, url.query, base_path=ping_base)
         if target is None:
             return
-        direct = {t: k for k, t in self._client.config.monitors.items()}
+        direct = {t: k for k, t in config.monitors.items()}
         key = self._keys_by_token.get(target.token) or direct.get(target.token) or target.token
-        message = request.body.decode("utf-8") if request.body else None
+        with self._lock:
+            report = self._kept.pop((target.token, target.state, target.run_id), None)
+        message = None
+        if request.body and request.headers.get("Content-Type") == REPORT_CONTENT_TYPE:
+            report = report_of(read_report(request.body))
+        elif request.body:
+            message = request.body.decode("utf-8")
         now = datetime.datetime.now(datetime.timezone.utc)
-        ping = Ping(key, target.state, target.run_id, target.environment, message, now)
+        ping = Ping(key, target.state, target.run_id, target.environment, message, now, report)
         self.recorder._append(ping)
 
 
@@ -183,28 +212,28 @@ def record(
 ) -> Iterator[Recorder]:
     """Record the pings of *client* (the default client when omitted) instead of sending them.
 
-    Any key resolves, unless *keys* lists the allowed ones: then other keys get 404, as on
-    the real server, so a typo in a key fails the test. *keys* may also map each key to its
-    job kind, as a monitor manifest does: each key then resolves with its kind, so the SDK
-    answers as it would for real (an ``http`` job is refused: ``InvalidMonitorKindError``).
-    Works with no API key set and with direct tokens.
+    Any key resolves (as a heartbeat monitor), unless *keys* lists the allowed ones: then
+    other keys get 404, as on the real server, so a typo in a key fails the test. *keys* may
+    also map each key to its job kind, as a monitor manifest does: each key then resolves
+    with its kind, so the SDK answers as it would for real (an ``http`` job is refused:
+    ``InvalidMonitorKindError``; an ``agent`` run sends its report). Works with no API key
+    set and with direct tokens.
 
     On exit the client's transport and resolution cache are restored, and for the default
     client the module settings too (``steadycron.environment = ...`` inside the block does
     not outlive it).
     """
-    client = client if client is not None else default_client()
-    transport = _RecordingTransport(client, _allowed_kinds(keys))
-    restore_settings = save_settings() if isinstance(client, DefaultClient) else None
-    previous = client._swap_transport(transport)
-    client._placeholder_api_key = _PLACEHOLDER_API_KEY
-    client.clear_cache()
+    if client is None:
+        # The default client is rebuilt when a setting changes: ask for the current one.
+        client, settings = default_client(), lambda: default_client().config
+    else:
+        settings = lambda: client.config  # noqa: E731 -- the same shape as above
+    transport = _RecordingTransport(settings, _allowed_kinds(keys))
+    restore_settings = save_settings() if is_default_client(client) else None
     try:
-        yield transport.recorder
+        with client.stand_in(transport, keep_reports=transport.keep_report):
+            yield transport.recorder
     finally:
-        client._placeholder_api_key = None
-        client._swap_transport(previous)
-        client.clear_cache()
         if restore_settings is not None:
             restore_settings()
 

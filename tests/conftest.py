@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,19 @@ from loopback import FakeClock, LoopbackServer, StandIn
 from steadycron import _default
 
 pytest_plugins = ("pytester",)
+
+
+_SESSION_CACHE_HOME = tempfile.mkdtemp(prefix="steadycron-tests-cache-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the whole session, test modules' imports included, off the user's token cache."""
+    os.environ["XDG_CACHE_HOME"] = _SESSION_CACHE_HOME
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SESSION_CACHE_HOME, ignore_errors=True)
+
 
 API_KEY = "sc_ro_test_api_key_5f1c"
 TOKEN = "tok_secret_8d2e"
@@ -31,11 +46,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def clean_default_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts with no module settings, no STEADYCRON_* variables and no proxy."""
+def clean_default_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Every test starts with no module settings, no STEADYCRON_* variables, no proxy,
+    and an empty token cache of its own: the user's cache folder is never touched (the
+    default folder follows XDG_CACHE_HOME, in this process and in its children)."""
     for name in list(os.environ):
         if name.startswith("STEADYCRON_") or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     _default.reset()
     yield
     _default.reset()

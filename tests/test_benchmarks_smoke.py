@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_ROWS = [
     "warm run, HTTP ",
     "warm run, HTTPS",
+    "cold process, HTTP ",
     "cold process, HTTPS",
+    "cold run, 20 ms round trips, HTTPS",
     "import (process wall time)",
     "import (-X importtime, cumulative)",
     "decorator overhead",

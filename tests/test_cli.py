@@ -240,6 +240,21 @@ def test_check_reports_each_problem_and_exits_one(fake: FakeSteadyCron) -> None:
     assert list(check_lines(result.stdout)) == keys
 
 
+def test_check_takes_agent_keys_as_pingable(fake: FakeSteadyCron, tmp_path: Path) -> None:
+    fake.add("nightly-summarizer", kind="agent")
+    result = steadycron("check", "nightly-summarizer", "--timeout", TIMEOUT, url=fake.url)
+    assert result.returncode == 0, result.stdout
+    assert check_lines(result.stdout) == {"nightly-summarizer": "ok"}
+    (tmp_path / "monitors.yaml").write_text(
+        "version: 2\njobs:\n  - {id: nightly-summarizer, name: Summarizer, kind: agent}\n"
+        "  - {id: warm-search-index, name: Warm search index}\n"
+    )
+    from_manifest = steadycron(
+        "check", "--manifest", str(tmp_path), "--timeout", TIMEOUT, url=fake.url
+    )
+    assert check_lines(from_manifest.stdout) == {"nightly-summarizer": "ok"}
+
+
 def test_check_reports_auth_failure(fake: FakeSteadyCron) -> None:
     result = steadycron(
         "check", "nightly-db-backup", "--api-key", "sc_revoked", "--timeout", TIMEOUT, url=fake.url

@@ -25,6 +25,7 @@ from loopback import Answer, LoopbackServer, Received, StandIn, closed_port_url,
 
 import steadycron
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.testing import Recorder, record
 from steadycron.transports import StdlibTransport, Urllib3Transport
 
@@ -67,7 +68,7 @@ def ping_from_child(label: str, url: str | None) -> None:
     with steadycron.monitor(KEY) as run:
         pass
     client = steadycron.default_client()
-    delivered = client.send_ping(KEY, "success", f"{label} {run.run_id}")
+    delivered = client.send(Ping(KEY, "success", f"{label} {run.run_id}")).delivered
     assert delivered, f"{label}: the manual ping was not delivered"
 
 
@@ -101,7 +102,7 @@ def test_children_of_a_parent_that_pinged_ping_on_their_own_connections(
 
     # The parent's pooled connection still works after its children used theirs.
     assert child_job("parent after") == "done parent after"
-    assert steadycron.default_client().send_ping(KEY, "success", "parent after")
+    assert steadycron.default_client().send(Ping(KEY, "success", "parent after")).delivered
 
     messages = [r.body.decode() for r in server.received if r.body]
     tied = dict(message.split(" ", 1) for message in messages if message.startswith("child-"))
@@ -143,7 +144,7 @@ def test_64_threads_first_using_8_keys_cause_exactly_8_resolves() -> None:
             def first_use(n: int) -> None:
                 try:
                     barrier.wait(timeout=10)
-                    assert client.send_ping(keys[n % 8], "success")
+                    assert client.send(Ping(keys[n % 8], "success")).delivered
                 except BaseException as exc:  # reported below
                     failures.append(exc)
 

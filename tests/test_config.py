@@ -33,6 +33,20 @@ BAD_VALUES = [
     ("monitors", {"a": 5}, TypeError),
     ("monitors", {"": "tok"}, ValueError),
     ("monitors", {3: "tok"}, TypeError),
+    # Values that could never be sent (API.md §1).
+    ("api_key", f"{API_KEY}\n", ValueError),
+    ("api_key", "sc_ro_€uro", ValueError),
+    ("api_key", "sc_ro key", ValueError),
+    ("api_key", "sc_ro\x00key", ValueError),
+    ("api_url", "http://user:secret@127.0.0.1:8080", ValueError),
+    ("api_url", "https://api.example/#top", ValueError),
+    ("api_url", "http://127.0.0.1:99999", ValueError),
+    ("api_url", "http://127.0.0.1:0", ValueError),
+    ("ping_url", "http://127.0.0.1:port", ValueError),
+    ("ping_url", "https://token@ping.example", ValueError),
+    ("ping_url", "https://ping.example/a b", ValueError),
+    ("ping_timeout", 1e10, ValueError),
+    ("ping_timeout", 3600.5, ValueError),
 ]
 
 
@@ -114,3 +128,43 @@ def test_from_env_reads_variables_and_overrides_win(monkeypatch: pytest.MonkeyPa
 def test_from_env_refuses_unknown_overrides() -> None:
     with pytest.raises(TypeError, match="ping_timout"):
         Config.from_env(ping_timout=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "what_to_fix"),
+    [
+        ("api_key", f"{API_KEY}\n", "strip it"),
+        ("api_key", f"{API_KEY}€", "latin-1"),
+        ("api_key", f"{API_KEY}\t", "whitespace"),
+        ("api_url", "http://user:hunter2@127.0.0.1:8080", "credentials"),
+        ("ping_url", "https://ping.example/?token=1", "query"),
+        ("api_url", "http://127.0.0.1:99999", "port (a number from 1 to 65535)"),
+        ("ping_timeout", 1e10, "at most 3600 seconds"),
+    ],
+)
+def test_unsendable_values_are_refused_saying_what_to_fix(
+    name: str, value: object, what_to_fix: str
+) -> None:
+    with pytest.raises(ValueError, match=name) as raised:
+        Config(**{name: value})
+    message = str(raised.value)
+    assert what_to_fix in message
+    assert API_KEY not in message  # an API key is never repeated, only where it breaks
+    assert "hunter2" not in message
+
+
+def test_urls_are_shown_with_an_example_of_their_own() -> None:
+    with pytest.raises(ValueError, match=r"https://ping\.steadycron\.com") as raised:
+        Config(ping_url="ftp://ping.example")
+    assert "api.steadycron.com" not in str(raised.value)
+    with pytest.raises(ValueError, match=r"https://api\.steadycron\.com"):
+        Config(api_url="ftp://api.example")
+
+
+def test_the_largest_ping_timeout_and_ports_at_the_edges_are_accepted() -> None:
+    config = Config(
+        ping_timeout=3600, api_url="http://127.0.0.1:65535", ping_url="http://[::1]:1/base"
+    )
+    assert config.ping_timeout == 3600.0
+    assert config.api_url == "http://127.0.0.1:65535"
+    assert config.ping_url == "http://[::1]:1/base"

@@ -300,7 +300,7 @@ def test_on_ping_sees_each_ping_before_it_is_answered() -> None:
 def test_pings_endpoint_lists_what_was_received_as_json(server: DevServer) -> None:
     call(server.url, "POST", f"/{token()}/start?env=ci&run_id={RUN_ID}")
     call(server.url, "POST", f"/{token()}/fail?env=ci&run_id={RUN_ID}", body=b"boom")
-    call(server.url, "GET", f"/{token('fleet-agent')}")
+    call(server.url, "GET", f"/{token('fleet-agent')}/fail")
 
     status, body = call_json(server.url, "GET", "/api/dev/pings")
     _, filtered = call_json(server.url, "GET", "/api/dev/pings?key=fleet-agent")
@@ -311,7 +311,7 @@ def test_pings_endpoint_lists_what_was_received_as_json(server: DevServer) -> No
     assert [(p["key"], p["state"]) for p in listed] == [
         ("nightly-db-backup", "start"),
         ("nightly-db-backup", "fail"),
-        ("fleet-agent", "success"),
+        ("fleet-agent", "fail"),
     ]
     assert listed[1]["environment"] == "ci"
     assert listed[1]["run_id"] == RUN_ID
@@ -569,6 +569,7 @@ def test_json_timeline_prints_one_object_per_ping() -> None:
         "run_id": RUN_ID,
         "message": "disk full\nTraceback ...",
         "duration": 4.25,
+        "report": None,
     }
 
 

@@ -208,8 +208,23 @@ def test_key_of_a_job_that_is_not_a_heartbeat_is_an_error(project: Path) -> None
     assert code == 1
     assert lines == [
         "src/warm.py:2:17: SC002 monitor key 'warm-search-index' names an 'http' job "
-        "(monitors.yaml:11), not a heartbeat"
+        "(monitors.yaml:11), not a heartbeat or agent monitor"
     ]
+
+
+def test_agent_keys_can_be_pinged_and_unreferenced_ones_are_a_warning(project: Path) -> None:
+    with (project / "monitors.yaml").open("a") as manifest:
+        manifest.write(
+            "  - id: nightly-summarizer\n    name: Nightly summarizer\n    kind: agent\n"
+        )
+    code, lines, _ = lint(project, "src")
+    assert (code, lines) == (
+        0,
+        ["monitors.yaml:14:1: SC102 agent job 'nightly-summarizer' is not referenced by any "
+         "scanned code"],
+    )  # fmt: skip
+    write(project / "src" / "agent.py", "import steadycron\nsteadycron.job('nightly-summarizer')\n")
+    assert lint(project, "src") == (0, [], "")
 
 
 def test_unreferenced_heartbeat_job_is_a_warning(project: Path) -> None:

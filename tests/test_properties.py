@@ -220,13 +220,20 @@ valid_urls = st.builds(
     st.sampled_from(["", "/v1", "/a/b"]),
 )
 valid_keys = st.text(min_size=1, max_size=10)
+#: An API key travels in a header: printable latin-1, no whitespace.
+header_char = st.characters(min_codepoint=0x21, max_codepoint=0xFF).filter(
+    lambda char: char.isprintable() and not char.isspace()
+)
+valid_api_keys = st.text(header_char, min_size=1, max_size=20)
 VALID: dict[str, st.SearchStrategy[Any]] = {
-    "api_key": st.text(min_size=1, max_size=20),
+    "api_key": valid_api_keys,
     "api_url": valid_urls,
     "ping_url": valid_urls,
     "environment": st.text(min_size=1, max_size=20),
     "capture_errors": st.booleans(),
-    "ping_timeout": st.one_of(finite_positive, st.integers(1, 10**6)),
+    "ping_timeout": st.one_of(
+        st.floats(min_value=1e-6, max_value=3600.0), st.integers(1, 3600), st.just(3600)
+    ),
     "resolve_cache_ttl": st.one_of(
         st.just(0), st.just(0.0), finite_positive, st.just(math.inf), st.integers(0, 10**6)
     ),
@@ -259,16 +266,43 @@ bad_urls = st.one_of(
         st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=5),
     ),
     st.text(st.characters(exclude_characters=":"), min_size=1, max_size=10),
+    st.builds(
+        lambda scheme, userinfo, host: f"{scheme}://{userinfo}@{host}",
+        st.sampled_from(["http", "https"]),
+        st.sampled_from(["user:password", "user", ":secret", "a%40b:c"]),
+        st.sampled_from(["127.0.0.1", "api.example.org", "[::1]:8080"]),
+    ),
+    st.builds(
+        lambda url, port: f"{url}:{port}",
+        st.sampled_from(["http://127.0.0.1", "https://api.example.org"]),
+        st.sampled_from(["0", "65536", "99999", "-1", "http", "8080x"]),
+    ),
+    st.builds(lambda url, char: url + char, valid_urls, st.sampled_from([" ", "\n", "\t"])),
 )
 INVALID: dict[str, st.SearchStrategy[Any]] = {
-    "api_key": not_text,
+    "api_key": st.one_of(
+        not_text,
+        st.builds(
+            lambda head, bad, tail: head + bad + tail,
+            st.text(header_char, max_size=5),
+            st.sampled_from([" ", "\n", "\r\n", "\t", "\x00", "\x7f", "\xa0", "€", "\u2028"]),
+            st.text(header_char, max_size=5),
+        ),
+    ),
     "api_url": bad_urls,
     "ping_url": bad_urls,
     "environment": not_text,
     "capture_errors": st.one_of(
         st.integers(), st.floats(), st.text(min_size=1), st.lists(st.none())
     ),
-    "ping_timeout": st.one_of(bad_numbers, st.just(0), st.just(0.0), st.just(math.inf)),
+    "ping_timeout": st.one_of(
+        bad_numbers,
+        st.just(0),
+        st.just(0.0),
+        st.just(math.inf),
+        st.floats(min_value=3600.001, allow_infinity=False),
+        st.integers(min_value=3601),
+    ),
     "resolve_cache_ttl": bad_numbers.filter(lambda value: value != 0 or isinstance(value, bool)),
     "monitors": st.one_of(
         st.lists(st.text(), min_size=0, max_size=2),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
+import urllib.parse
 
 import pytest
 from conftest import API_KEY, KEY, TOKEN
-from loopback import FakeClock
+from loopback import FakeClock, wait_for
 
 from steadycron import (
     AmbiguousJobKeyError,
@@ -95,7 +97,7 @@ def test_cache_expires_after_the_ttl(clock: FakeClock) -> None:
     resolver.resolve(KEY, config, clock.now + 5)
     assert len(calls) == 2
     uncached = Config(api_key=API_KEY, resolve_cache_ttl=0)
-    resolver.clear()
+    resolver.clear(uncached)
     resolver.resolve(KEY, uncached, clock.now + 5)
     resolver.resolve(KEY, uncached, clock.now + 5)
     assert len(calls) == 4
@@ -203,7 +205,9 @@ def test_an_outage_lets_the_job_run_unpinged_and_warns(
         client.resolve(KEY)
 
 
-def test_an_outage_uses_the_stale_token_and_tries_again_next_time() -> None:
+def test_an_outage_uses_the_stale_token_and_tries_again_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     down = threading.Event()
 
     def maybe_down(request: Request) -> Response | None:
@@ -216,12 +220,14 @@ def test_an_outage_uses_the_stale_token_and_tries_again_next_time() -> None:
     time.sleep(0.1)
     down.set()
     client.ping(KEY)
+    assert wait_for(lambda: "last known token" in caplog.text)
     pings = [r for r in transport.requests if "resolve" not in r.url]
     assert [p.url.rsplit("/", 1)[-1] for p in pings] == [TOKEN, TOKEN]
     before = resolves(transport)
     down.clear()
+    time.sleep(0.1)  # a failed refresh is tried again after a while, not at every ping
     client.ping(KEY)
-    assert resolves(transport) == before + 1
+    assert wait_for(lambda: resolves(transport) == before + 1)
 
 
 def test_resolution_is_bounded_by_the_ping_timeout() -> None:
@@ -282,3 +288,129 @@ def test_a_failed_exchange_leaves_no_reference_cycle() -> None:
         assert errors[0]() is None
     finally:
         gc.enable()
+
+
+def test_a_wrong_kind_is_refused_whatever_the_token_field_holds() -> None:
+    payload = {"key": KEY, "job_id": "j1", "kind": "http", "ping_token": None}
+    client, transport = client_with(
+        lambda request: answer(200, payload) if "resolve" in request.url else None
+    )
+    ran: list[str] = []
+    with pytest.raises(InvalidMonitorKindError, match="'http'"):
+        client.job(KEY)(lambda: ran.append("ran"))()
+    assert ran == []
+    assert resolves(transport) == len(transport.requests) == 1
+
+
+@pytest.mark.parametrize("kind", ["browser", "HEARTBEAT", ""])
+def test_a_kind_the_sdk_cannot_ping_is_refused(kind: str) -> None:
+    payload = {"key": KEY, "kind": kind, "ping_token": TOKEN}
+    client, _ = client_with(
+        lambda request: answer(200, payload) if "resolve" in request.url else None
+    )
+    with pytest.raises(InvalidMonitorKindError) as caught:
+        client.resolve(KEY)
+    assert caught.value.kind == kind
+
+
+def test_an_agent_monitor_is_pinged_like_a_heartbeat_and_its_kind_is_kept() -> None:
+    payload = {"key": KEY, "job_id": "j1", "kind": "agent", "ping_token": TOKEN}
+    client, transport = client_with(
+        lambda request: answer(200, payload) if "resolve" in request.url else None
+    )
+    assert client.job(KEY)(lambda: "ran")() == "ran"
+    pings = [r.url.split("?")[0] for r in transport.requests if "resolve" not in r.url]
+    base = "https://ping.steadycron.com"
+    assert pings == [f"{base}/{TOKEN}/start", f"{base}/{TOKEN}"]
+    assert client._resolver.kind(KEY, client.config) == "agent"
+
+
+def waiting_in(thread: threading.Thread, function: str) -> bool:
+    """Whether *thread* is inside *function* right now."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_an_interrupt_of_the_thread_leading_a_resolve_stays_in_that_thread() -> None:
+    """Ctrl-C while the main thread resolves a key that a worker thread also waits for:
+    the main thread is interrupted; the worker asks again and its job runs."""
+    waiter_outcome: list[object] = []
+
+    def worker_job() -> None:
+        try:
+            waiter_outcome.append(client.job(KEY)(lambda: "ran")())
+        except BaseException as exc:
+            waiter_outcome.append(exc)
+
+    worker = threading.Thread(target=worker_job)
+    leading = threading.Event()
+
+    def interrupted_once(request: Request) -> Response | None:
+        if "resolve" in request.url and not leading.is_set():
+            leading.set()
+            worker.start()
+            assert wait_for(lambda: waiting_in(worker, "_wait_for_flight"))
+            raise KeyboardInterrupt
+        return None
+
+    client, transport = client_with(interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        client.resolve(KEY)
+    worker.join(5)
+    assert waiter_outcome == ["ran"]
+    assert resolves(transport) == 2
+    assert [r.url.split("?")[0].rsplit("/", 1)[-1] for r in transport.requests[2:]] == [
+        "start",
+        TOKEN,
+    ]
+
+
+TENANT_A = "sc_ro_account_a_1111"
+TENANT_B = "sc_ro_account_b_2222"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("api_key", TENANT_B), ("api_url", "https://api.eu.steadycron.example")],
+)
+def test_a_resolve_started_under_other_settings_never_feeds_the_new_ones(
+    setting: str, value: str
+) -> None:
+    """A resolve under account A still in flight when the settings switch to B: its answer
+    must not become B's token."""
+    import steadycron
+
+    in_flight, release = threading.Event(), threading.Event()
+
+    def per_account(request: Request) -> Response | None:
+        if "resolve" not in request.url:
+            return None
+        account = request.headers["Authorization"].removeprefix("Bearer ")
+        host = urllib.parse.urlsplit(request.url).hostname
+        if account == TENANT_A and host == "api.steadycron.com":
+            in_flight.set()
+            release.wait(5)
+        key = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)["key"][0]
+        return answer(200, {"kind": "heartbeat", "ping_token": f"{key}-{account}-{host}"})
+
+    transport = InMemoryTransport(handler=per_account)
+    steadycron.configure(api_key=TENANT_A, transport=transport)
+    first = threading.Thread(target=steadycron.ping, args=(KEY,))
+    first.start()
+    assert in_flight.wait(5)
+    setattr(steadycron, setting, value)
+    steadycron.ping("another-key")  # the default client has taken up the new settings
+    release.set()
+    first.join(5)
+    for _ in range(5):
+        steadycron.ping(KEY)
+    config = steadycron.default_client().config
+    expected = f"{KEY}-{config.api_key}-{urllib.parse.urlsplit(config.api_url).hostname}"
+    pinged = [r.url.rsplit("/", 1)[-1] for r in transport.requests if "resolve" not in r.url]
+    tokens = [token for token in pinged if token.startswith(KEY)]
+    assert tokens[0] == f"{KEY}-{TENANT_A}-api.steadycron.com"  # the ping that was under way
+    assert tokens[1:] == [expected] * 5

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import os
+import signal
+import sys
 import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 from conftest import API_KEY, KEY, TOKEN
+from loopback import Answer, LoopbackServer, Received, StandIn, wait_for
 
 import steadycron
 from steadycron import Config, MonitorNotFoundError, SteadyCron
 from steadycron.testing import Recorder, record
-from steadycron.transports import InMemoryTransport
+from steadycron.transports import InMemoryTransport, Urllib3Transport
 
 
 def test_a_successful_run_pings_start_then_success_with_one_run_id(
@@ -213,69 +218,6 @@ def test_monitor_context_manager_yields_the_run_and_nests() -> None:
     assert pings.last_run("inner-key").run_id == inner.run_id
 
 
-def test_async_job_is_a_coroutine_function_and_pings_when_it_runs() -> None:
-    events: list[str] = []
-
-    @steadycron.job(KEY)
-    async def backup() -> str:
-        events.append("ran")
-        return "done"
-
-    assert inspect.iscoroutinefunction(backup)
-    with record() as pings:
-        coroutine = backup()
-        assert pings.pings == []  # nothing before the coroutine runs
-        assert asyncio.run(coroutine) == "done"
-    assert pings.states(KEY) == ["start", "success"]
-    assert events == ["ran"]
-
-
-def test_async_cancellation_is_a_fail_and_propagates() -> None:
-    @steadycron.job(KEY)
-    async def backup() -> None:
-        await asyncio.sleep(10)
-
-    async def main() -> None:
-        task = asyncio.create_task(backup())
-        await asyncio.sleep(0.2)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    with record() as pings:
-        asyncio.run(main())
-    assert pings.last_run(KEY).outcome == "fail"
-
-
-def test_async_with_pings_without_blocking_the_loop() -> None:
-    class SlowTransport(InMemoryTransport):
-        blocking = True
-
-        def send(self, request: object, *, timeout: float) -> object:  # type: ignore[override]
-            threading.Event().wait(0.2)
-            return super().send(request, timeout=timeout)  # type: ignore[arg-type]
-
-    transport = SlowTransport()
-    steadycron.configure(transport=transport, monitors={KEY: TOKEN})
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    async def main() -> None:
-        task = asyncio.create_task(ticker())
-        async with steadycron.monitor(KEY) as run:
-            assert run.key == KEY
-        task.cancel()
-
-    asyncio.run(main())
-    assert len(transport.requests) == 2
-    assert ticks >= 10  # the loop kept running while both pings waited 0.2 s each
-
-
 def test_manual_pings_and_their_states() -> None:
     monitor = steadycron.Monitor(KEY)
     with record() as pings:
@@ -287,6 +229,24 @@ def test_manual_pings_and_their_states() -> None:
     assert pings.pings[2].message == "disk full"
     assert pings.pings[2].run_id == "a" * 32
     assert [run.run_id for run in pings.runs(KEY)] == ["a" * 32]
+
+
+def test_monitor_start_pairs_start_and_outcome_without_handling_run_ids() -> None:
+    monitor = steadycron.Monitor(KEY)
+    with record() as pings:
+        run = monitor.start()
+        assert isinstance(run, steadycron.ManualRun)
+        assert pings.states(KEY) == ["start"]
+        run.fail("disk full")
+        with pytest.raises(RuntimeError, match="already ended with 'fail'"):
+            run.success()
+        with pytest.raises(TypeError, match="message"):
+            monitor.start().success(message=b"x")  # type: ignore[arg-type]
+    first = pings.runs(KEY)[0]
+    assert first.run_id == run.run_id
+    assert len(run.run_id) == 32
+    assert first.states == ["start", "fail"]
+    assert first.message == "disk full"
 
 
 def test_an_unknown_state_raises_before_any_request() -> None:
@@ -342,17 +302,73 @@ def test_tenants_share_no_tokens_or_pings() -> None:
     assert all("env=b" in r.url for r in b_transport.requests[1:])
 
 
-def test_concurrent_async_runs_keep_their_own_run_ids() -> None:
-    @steadycron.job(KEY)
-    async def backup(delay: float) -> float:
-        await asyncio.sleep(delay)
-        return delay
+# -- a run is closed once it is opened, and only by the process that opened it ---------
 
-    async def main() -> list[float]:
-        return list(await asyncio.gather(*(backup(d / 100) for d in range(6))))
 
-    with record() as pings:
-        assert asyncio.run(main()) == [d / 100 for d in range(6)]
-    runs = pings.runs(KEY)
-    assert len(runs) == 6
-    assert all(run.states == ["start", "success"] for run in runs)
+@pytest.fixture
+def slow_start() -> Iterator[LoopbackServer]:
+    """A stand-in that takes half a second to answer start pings."""
+    standin = StandIn({KEY: TOKEN})
+
+    def respond(received: Received) -> Answer:
+        answer = standin(received)
+        if received.path.endswith("/start"):
+            return Answer(answer.status, answer.body, delay=0.5)
+        return answer
+
+    with LoopbackServer(respond) as server:
+        yield server
+
+
+def test_an_interrupt_during_the_start_ping_is_followed_by_a_fail(
+    slow_start: LoopbackServer,
+) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    config = Config(ping_url=slow_start.url, monitors={KEY: TOKEN}, ping_timeout=2.0)
+    ran = []
+    with SteadyCron(config, transport=Urllib3Transport()) as client:
+
+        @client.job(KEY)
+        def backup() -> None:
+            ran.append(True)
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.15)  # Ctrl-C while the start is in flight
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                backup()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        assert wait_for(lambda: len(slow_start.received) == 2, timeout=3)
+    assert ran == []
+    start, fail = slow_start.received
+    assert [start.path, fail.path] == [f"/{TOKEN}/start", f"/{TOKEN}/fail"]
+    assert start.query["run_id"] == fail.query["run_id"]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_inside_a_job_sends_nothing_for_the_parents_run(
+    server: LoopbackServer,
+) -> None:
+    parent = os.getpid()
+    config = Config(ping_url=server.url, monitors={KEY: TOKEN}, ping_timeout=2.0)
+    with SteadyCron(config, transport=Urllib3Transport()) as client:
+
+        @client.job(KEY)
+        def spawn() -> int:
+            child = os.fork()
+            if child == 0:
+                sys.exit(0)  # the child leaves through the job's frames
+            return os.waitpid(child, 0)[1]
+
+        try:
+            status = spawn()
+        finally:
+            if os.getpid() != parent:
+                os._exit(0)  # the child ends here, whatever happened above
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.paths() == [f"/{TOKEN}/start", f"/{TOKEN}"]
+    assert len({received.query["run_id"] for received in server.received}) == 1

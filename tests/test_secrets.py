@@ -9,6 +9,8 @@ and the reprs of the public objects for the API key and every ping token in play
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -457,3 +459,102 @@ def test_the_search_itself_finds_a_leak(observed: Observed) -> None:
     logging.getLogger("steadycron").debug("token is %s", urllib.parse.quote(ODD_TOKEN, safe=""))
     with pytest.raises(AssertionError, match="leaked"):
         observed.assert_no_secret()
+
+
+# -- server text quoting what the client holds ----------------------------------------
+
+OTHER_KEY = "weekly-vacuum"
+
+
+def test_server_text_echoing_any_token_the_client_holds_leaks_nothing(
+    make_client: MakeClient, api: LoopbackServer, observed: Observed
+) -> None:
+    """A token held directly, one cached from an earlier resolve, and the one in the
+    answer itself: each is scrubbed from a 401 message and from a ``kind`` field."""
+    client = make_client()
+    run_job(client)  # TOKEN is cached now
+    echo = f"tokens {TOKEN} {DIRECT_TOKEN} {ODD_TOKEN} and key {API_KEY} were refused"
+    normal = stand_in()
+    answers = {
+        "401": Answer.json(401, {"error": "unauthorized", "message": echo}),
+        "kind": Answer.json(
+            200, {"kind": f"{TOKEN}{HTTP_JOB_TOKEN}", "ping_token": HTTP_JOB_TOKEN}
+        ),
+    }
+    for name, answer in answers.items():
+        api.respond = lambda received, answer=answer: (  # type: ignore[misc]
+            answer if received.query.get("key") == OTHER_KEY else normal(received)
+        )
+        with pytest.raises(ConfigurationError) as raised:
+            run_job(client, OTHER_KEY)
+        assert "***" in str(raised.value), name
+        observed.exception(raised.value)
+    observed.assert_no_secret()
+
+
+def test_huge_keys_and_server_texts_make_no_huge_messages_or_log_records(
+    make_client: MakeClient, api: LoopbackServer, observed: Observed
+) -> None:
+    huge_key = "k" * 50_000  # as long as the stand-in's request line allows
+    api.respond = on_resolve(Answer.json(503, {"message": "x" * 2_000_000}))
+    client = make_client()
+    run_job(client, huge_key)  # an outage: the job runs, warnings are logged
+    api.respond = on_resolve(Answer.json(404, {"message": "y" * 2_000_000}))
+    with pytest.raises(ConfigurationError) as raised:
+        run_job(client, huge_key)
+    assert len(str(raised.value)) < 2_000
+    texts = observed.record_texts()
+    assert warnings_of(observed)
+    assert max(len(text) for text in texts) < 2_000
+
+
+@pytest.mark.parametrize("setting", ["api_url", "ping_url"])
+def test_urls_with_credentials_are_refused_without_repeating_them(
+    setting: str, observed: Observed
+) -> None:
+    url = "http://monitoring:hunter2-pa55@127.0.0.1:8080/base"
+    for attempt in (
+        lambda: Config(**{setting: url}),
+        lambda: steadycron.configure(**{setting: url}),
+        lambda: setattr(steadycron, setting, url),
+    ):
+        with pytest.raises(ValueError, match="credentials") as raised:
+            attempt()
+        assert "hunter2-pa55" not in str(raised.value)
+        assert "monitoring:" not in str(raised.value)
+    assert getattr(steadycron, setting).startswith("https://")
+    observed.assert_no_secret()
+
+
+NO_CACHE_AFTER_CLOSE = """
+import functools, gc
+from steadycron import Config, SteadyCron
+from steadycron.transports import InMemoryTransport
+
+with SteadyCron(Config(monitors={"k": "tok_cached_4f1a"}), transport=InMemoryTransport()) as client:
+    client.ping("k")
+caches = [
+    wrapper
+    for wrapper in gc.get_objects()
+    if isinstance(wrapper, functools._lru_cache_wrapper)
+    and getattr(wrapper, "__module__", "").startswith("steadycron")
+]
+print(len(caches), sum(cache.cache_info().currsize for cache in caches))
+"""
+
+
+def test_no_cache_outside_a_client_keeps_a_token_after_close() -> None:
+    """Ping URLs are cached per client and emptied by ``close()``: no process-wide cache
+    of the SDK holds a token once its client is gone (checked in a process of its own,
+    where no other test's client is alive)."""
+    result = subprocess.run(
+        [sys.executable, "-c", NO_CACHE_AFTER_CLOSE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    caches, entries = map(int, result.stdout.split())
+    assert caches >= 1  # the client's own cache is found
+    assert entries == 0

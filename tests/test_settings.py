@@ -10,6 +10,7 @@ from conftest import API_KEY, KEY, TOKEN
 from loopback import LoopbackServer
 
 import steadycron
+from steadycron import ConfigurationError
 from steadycron.testing import record
 from steadycron.transports import InMemoryTransport, NullTransport
 
@@ -134,3 +135,59 @@ def test_closing_the_default_client_only_releases_its_connections(server: Loopba
     steadycron.ping(KEY, "start")
     assert server.paths() == [f"/{TOKEN}", f"/{TOKEN}/start"]
     assert server.connections == 2  # the second ping opened a fresh pool
+
+
+def test_a_misspelt_setting_raises_with_a_suggestion() -> None:
+    with pytest.raises(AttributeError, match="did you mean 'ping_timeout'"):
+        steadycron.ping_timout = 1.0  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="did you mean 'capture_errors'"):
+        steadycron.capture_error = True  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="did you mean 'api_key'"):
+        steadycron.apikey  # type: ignore[attr-defined]  # noqa: B018
+    assert "ping_timout" not in vars(steadycron)
+    assert steadycron.ping_timeout == 5.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"api_key": f"{API_KEY}\n"}, {"api_url": "http://127.0.0.1:99999"}, {"ping_timeout": 1e10}],
+)
+def test_unsendable_values_are_refused_by_attribute_and_by_configure_changing_nothing(
+    bad: dict[str, object],
+) -> None:
+    steadycron.configure(api_key=API_KEY, api_url="http://127.0.0.1:8", ping_timeout=2)
+    [(name, value)] = bad.items()
+    before = getattr(steadycron, name)
+    with pytest.raises(ValueError, match=name):
+        setattr(steadycron, name, value)
+    with pytest.raises(ValueError, match=name):
+        steadycron.configure(environment="production", **bad)
+    assert getattr(steadycron, name) == before
+    assert steadycron.environment is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "example"),
+    [
+        ("STEADYCRON_PING_URL", "ftp://ping.example", "https://ping.steadycron.com"),
+        ("STEADYCRON_API_URL", "http://127.0.0.1:99999", "https://api.steadycron.com"),
+        ("STEADYCRON_API_KEY", f"{API_KEY}\n", "sc_ro_..."),
+    ],
+)
+def test_an_invalid_environment_variable_is_named_alone_with_a_fitting_example(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, example: str
+) -> None:
+    monkeypatch.setenv("STEADYCRON_API_URL", "http://127.0.0.1:7")
+    monkeypatch.setenv("STEADYCRON_ENVIRONMENT", "production")
+    monkeypatch.setenv(variable, value)
+    steadycron.configure(transport=InMemoryTransport(), monitors={KEY: TOKEN})
+    with pytest.raises(ConfigurationError, match=variable) as raised:
+        steadycron.ping(KEY)
+    message = str(raised.value)
+    assert example in message
+    others = {"STEADYCRON_PING_URL", "STEADYCRON_API_URL", "STEADYCRON_API_KEY"} - {variable}
+    assert not [other for other in others if other in message]
+    assert "STEADYCRON_ENVIRONMENT" not in message
+    assert API_KEY not in message
+    if variable == "STEADYCRON_PING_URL":
+        assert "api.steadycron.com" not in message

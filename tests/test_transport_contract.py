@@ -23,6 +23,7 @@ from conftest import API_KEY, KEY, TOKEN
 from loopback import Answer, LoopbackServer, StandIn, closed_port_url, silent_listener
 
 from steadycron import Config, SteadyCron
+from steadycron._ping import Ping
 from steadycron.transports import (
     ConnectError,
     InMemoryTransport,
@@ -104,7 +105,7 @@ class TransportContract:
     def test_a_client_delivers_through_it(self, make: Make, base_url: str) -> None:
         config = Config(api_key=API_KEY, api_url=base_url, ping_url=base_url, ping_timeout=2.0)
         with SteadyCron(config, transport=make()) as client:
-            assert client.send_ping(KEY, "success") is True
+            assert client.send(Ping(KEY, "success")).delivered is True
 
     def test_repr_hides_the_token_and_the_api_key(self, make: Make, base_url: str) -> None:
         transport = make()

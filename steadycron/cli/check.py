@@ -30,8 +30,8 @@ examples:
   steadycron check --celery proj.celery:app --manifest monitors/
 
 Each key is resolved with the configured API key and reported as one of: ok, not found,
-ambiguous, wrong kind, auth failure, unreachable. With --manifest every heartbeat job of
-the manifests is checked.
+ambiguous, wrong kind, auth failure, unreachable. With --manifest every heartbeat and
+agent job of the manifests is checked.
 
 With --celery, nothing is resolved: the app is imported (as 'celery -A' does), each entry
 of its beat_schedule is listed with the key it is monitored under, and with --manifest
@@ -44,7 +44,10 @@ exit status: 0 when every key is ok, 1 when any is not, 2 on a usage or manifest
 
 def add_parser(subparsers: Subparsers) -> None:
     parser = subparser(
-        subparsers, "check", "check that monitor keys resolve to heartbeat monitors", EPILOG
+        subparsers,
+        "check",
+        "check that monitor keys resolve to monitors that take pings (heartbeat, agent)",
+        EPILOG,
     )
     parser.add_argument("keys", nargs="*", metavar="KEY", help="monitor keys to check")
     parser.add_argument(
@@ -52,7 +55,7 @@ def add_parser(subparsers: Subparsers) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="check every heartbeat job of this manifest file or directory (repeatable)",
+        help="check every heartbeat and agent job of this manifest file or directory (repeatable)",
     )
     parser.add_argument(
         "--celery",
@@ -68,6 +71,7 @@ def command(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from steadycron import SteadyCron
+    from steadycron._protocol import PINGABLE_KINDS
     from steadycron.cli.manifest import read_for_command
 
     if args.celery is not None:
@@ -81,9 +85,9 @@ def command(args: argparse.Namespace) -> int:
         jobs = read_for_command(args.manifest, "check")
         if jobs is None:
             return EXIT_USAGE
-        keys += [key for key, job in jobs.items() if job.kind == "heartbeat"]
+        keys += [key for key, job in jobs.items() if job.kind in PINGABLE_KINDS]
         if not keys:
-            say("error", "the manifests declare no heartbeat job")
+            say("error", "the manifests declare no heartbeat or agent job")
             return EXIT_USAGE
     if not keys:
         args.usage_error("give monitor keys or --manifest PATH")
@@ -127,7 +131,11 @@ def _verdict(client: SteadyCron, key: str) -> tuple[str, str]:
     except AmbiguousJobKeyError as exc:
         return "ambiguous", _server_said("the key matches several jobs", exc.server_message)
     except InvalidMonitorKindError as exc:
-        what = f"kind {exc.kind!r}, not 'heartbeat'" if exc.kind else "not a heartbeat job"
+        what = (
+            f"kind {exc.kind!r}: pings go to heartbeat and agent monitors"
+            if exc.kind
+            else "not a monitor that takes pings"
+        )
         return "wrong kind", _server_said(what, exc.server_message)
     except AuthenticationError as exc:
         return "auth failure", _server_said("the API key was refused", exc.server_message)

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import TypeAlias
 
     from steadycron import Config
@@ -67,8 +68,8 @@ HINTS = {
     "MonitorNotFoundError": "compare the key with your monitor manifest, or create the "
     "monitor as a heartbeat job",
     "AmbiguousJobKeyError": "give the monitor a unique id in your manifest",
-    "InvalidMonitorKindError": "pings go to heartbeat monitors: declare the job with "
-    "'kind: heartbeat', or use the key of a heartbeat job",
+    "InvalidMonitorKindError": "pings go to heartbeat and agent monitors: declare the job "
+    "with 'kind: heartbeat' (or 'kind: agent'), or use the key of such a job",
     "ConfigurationError": "pass --api-key or set STEADYCRON_API_KEY",
 }
 
@@ -146,7 +147,13 @@ class Monitoring:
         return self._client.config.ping_timeout
 
     def ping(
-        self, key: str, state: str, message: str | None = None, *, run_id: str | None = None
+        self,
+        key: str,
+        state: str,
+        message: str | None = None,
+        *,
+        run_id: str | None = None,
+        report: Mapping[str, object] | None = None,
     ) -> bool:
         """Send one ping; return whether it was delivered.
 
@@ -154,10 +161,12 @@ class Monitoring:
             ConfigurationError: the key or the API key is wrong.
         """
         from steadycron._exceptions import ConfigurationError
+        from steadycron._ping import Ping
 
         before = self._watch.count
         try:
-            delivered = self._client.send_ping(key, state, message, run_id=run_id)
+            ping = Ping.checked(key, state, message, run_id, report)
+            delivered = self._client.send(ping).delivered
         except ConfigurationError:
             raise
         except Exception as exc:  # the SDK promises not to raise; the script must not die

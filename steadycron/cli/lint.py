@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from steadycron._protocol import PINGABLE_KINDS
+
 if TYPE_CHECKING:
     from steadycron.cli.manifest import ManifestJob
 
 #: Code -> (severity, meaning). Codes are stable: scripts and noqa comments name them.
 CODES = {
     "SC001": ("error", "monitor key not declared in any manifest"),
-    "SC002": ("error", "monitor key names a job that is not a heartbeat"),
+    "SC002": ("error", "monitor key names a job that takes no pings (not heartbeat or agent)"),
     "SC003": ("error", "file could not be read or parsed"),
     "SC101": ("warning", "monitor key is not a string literal, so it cannot be checked"),
-    "SC102": ("warning", "heartbeat job that no scanned code references"),
+    "SC102": ("warning", "heartbeat or agent job that no scanned code references"),
 }
 
 #: The SDK callables whose first argument (or ``key=``) is a monitor key.
@@ -196,8 +198,8 @@ def lint(files: Iterable[str], jobs: Mapping[str, ManifestJob]) -> list[Finding]
                 findings.append(finding)
 
     for key, job in jobs.items():
-        if job.kind == "heartbeat" and key not in referenced:
-            message = f"heartbeat job {key!r} is not referenced by any scanned code"
+        if job.kind in PINGABLE_KINDS and key not in referenced:
+            message = f"{job.kind} job {key!r} is not referenced by any scanned code"
             findings.append(Finding(job.path, job.line or 1, 1, "SC102", message))
     return findings
 
@@ -213,19 +215,22 @@ def _judge(use: KeyUse, jobs: Mapping[str, ManifestJob]) -> Finding | None:
         if suggestion is not None:
             message += f"; did you mean {suggestion!r}?"
         return Finding(use.path, use.line, use.col, "SC001", message)
-    if job.kind != "heartbeat":
+    if job.kind not in PINGABLE_KINDS:
         where = job.path if job.line is None else f"{job.path}:{job.line}"
-        message = f"monitor key {use.key!r} names an {job.kind!r} job ({where}), not a heartbeat"
+        message = (
+            f"monitor key {use.key!r} names an {job.kind!r} job ({where}), "
+            "not a heartbeat or agent monitor"
+        )
         return Finding(use.path, use.line, use.col, "SC002", message)
     return None
 
 
 def _closest(key: str, jobs: Mapping[str, ManifestJob]) -> str | None:
-    """The declared key most like *key*, preferring heartbeat jobs (they can be pinged)."""
+    """The declared key most like *key*, preferring jobs that can be pinged."""
     import difflib
 
-    heartbeats = [name for name, job in jobs.items() if job.kind == "heartbeat"]
-    for candidates in (heartbeats, list(jobs)):
+    pingable = [name for name, job in jobs.items() if job.kind in PINGABLE_KINDS]
+    for candidates in (pingable, list(jobs)):
         matches = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
         if matches:
             return matches[0]

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -177,7 +177,11 @@ def _pump(source: int, destination: int, tail: _Tail) -> None:
 
 
 def run_command(
-    argv: Sequence[str], forwarder: SignalForwarder, *, capture: bool = False
+    argv: Sequence[str],
+    forwarder: SignalForwarder,
+    *,
+    capture: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Run *argv* (no shell) to completion and report how it ended.
 
@@ -186,7 +190,8 @@ def run_command(
 
     Without *capture* the command writes straight to our stdout and stderr. With it,
     both go through pipes that two threads copy to ours unchanged while keeping the
-    last :data:`TAIL_BYTES` for the fail message. Two pipes keep the streams apart, so
+    last :data:`TAIL_BYTES` for the fail message. *env* replaces the environment the
+    command inherits. Two pipes keep the streams apart, so
     in the tail, lines written to both at nearly the same moment appear in the order
     they were read, which may differ from the order they were written.
     """
@@ -196,7 +201,7 @@ def run_command(
         return Outcome(128 + number, signal=number, start_error=reason)
     pipe = subprocess.PIPE if capture else None
     try:
-        process = subprocess.Popen(argv, stdout=pipe, stderr=pipe)  # noqa: S603
+        process = subprocess.Popen(argv, stdout=pipe, stderr=pipe, env=env)  # noqa: S603
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return Outcome(EXIT_NOT_STARTED, start_error=f"{reason}: {argv[0]!r}")

@@ -40,6 +40,13 @@ same value with --grace-period (or STEADYCRON_GRACE_PERIOD): if the command is s
 running when only the fail ping's time (--timeout) and one second are left, the fail
 ping is sent then, and the command keeps the rest of the grace period.
 
+The command finds in STEADYCRON_REPORT_FILE a path where it may write an agent monitor's
+run report, a JSON object such as {"items": 5, "tokens_in": 1200, "cost_usd": 0.04}
+(fields: items, output_chars, steps, tool_calls, model, tokens_in, tokens_out, cost_usd,
+trace_url, summary; the wire names itemsProduced, tokensIn, costUsd... work too). The
+outcome ping carries it; on a fail, the summary says how the command ended. A file that
+is not valid is a warning naming it, and the run is reported all the same.
+
 exit status: the command's own (128+N when killed by signal N, 127 when it could not be
 started). When SteadyCron is unreachable or the key is wrong the command still runs and
 the problem is printed on stderr; with --strict a wrong key or setting exits 2 before
@@ -73,46 +80,53 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    import os
     import uuid
 
     from steadycron._exceptions import ConfigurationError
     from steadycron.cli.process import forwarding_signals
     from steadycron.cli.termination import TerminationWatch, grace_period, report_wait
 
+    from .reports import REPORT_FILE_VARIABLE, read_report_file, report_file
+
     if not args.command:
         args.usage_error("give the command after '--': steadycron run KEY -- COMMAND [ARGS ...]")
     run_id = uuid.uuid4().hex
 
-    with forwarding_signals() as forwarder:
+    with forwarding_signals() as forwarder, report_file() as report_path:
+        env = {**os.environ, REPORT_FILE_VARIABLE: report_path}
         try:
             monitoring = Monitoring(args)
             grace = grace_period(args.grace_period)
         except (ValueError, TypeError) as exc:
-            return _run_unmonitored(args, forwarder, exc)
+            return _run_unmonitored(args, forwarder, env, exc)
         with monitoring:
             try:
                 monitoring.ping(args.key, "start", run_id=run_id)
             except ConfigurationError as exc:
-                return _run_unmonitored(args, forwarder, exc)
+                return _run_unmonitored(args, forwarder, env, exc)
 
             def overdue(number: int) -> None:
                 message = f"{terminated(number)}; command still running near the end of its "
                 message += f"{grace:g} s grace period"
-                monitoring.ping(args.key, "fail", message, run_id=run_id)
+                report = read_report_file(report_path)
+                monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
 
             watch = TerminationWatch(report_wait(grace, monitoring.ping_timeout), overdue)
             forwarder.on_signal = watch.signalled
-            outcome = _run_command(args, forwarder)
+            outcome = _run_command(args, forwarder, env)
             if watch.finished():
                 return outcome.exit_code
 
+            report = read_report_file(report_path)
             if watch.signal is not None and outcome.start_error is None:
                 message = fail_message(outcome, terminated(watch.signal))
-                monitoring.ping(args.key, "fail", message, run_id=run_id)
+                monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
             elif outcome.succeeded:
-                monitoring.ping(args.key, "success", run_id=run_id)
+                monitoring.ping(args.key, "success", run_id=run_id, report=report)
             else:
-                monitoring.ping(args.key, "fail", fail_message(outcome), run_id=run_id)
+                message = fail_message(outcome)
+                monitoring.ping(args.key, "fail", message, run_id=run_id, report=report)
     return outcome.exit_code
 
 
@@ -123,20 +137,22 @@ def terminated(number: int) -> str:
 
 
 def _run_unmonitored(
-    args: argparse.Namespace, forwarder: SignalForwarder, problem: Exception
+    args: argparse.Namespace, forwarder: SignalForwarder, env: dict[str, str], problem: Exception
 ) -> int:
     """Misconfigured: run the command anyway (its exit code unchanged) unless --strict."""
     report_misconfiguration(problem)
     if args.strict:
         return EXIT_USAGE
     warn("running the command without monitoring")
-    return _run_command(args, forwarder).exit_code
+    return _run_command(args, forwarder, env).exit_code
 
 
-def _run_command(args: argparse.Namespace, forwarder: SignalForwarder) -> Outcome:
+def _run_command(
+    args: argparse.Namespace, forwarder: SignalForwarder, env: dict[str, str]
+) -> Outcome:
     from steadycron.cli.process import run_command
 
-    outcome = run_command(args.command, forwarder, capture=args.capture)
+    outcome = run_command(args.command, forwarder, capture=args.capture, env=env)
     if outcome.start_error is not None:
         say("error", outcome.describe())
     return outcome

@@ -32,7 +32,8 @@ class InMemoryTransport:
     sent anywhere; ``requests`` lists what would have been.
 
     Args:
-        monitors: key -> ping token of the heartbeat monitors that exist.
+        monitors: key -> ping token of the monitors that exist.
+        kinds: key -> kind (``"agent"``, ``"http"``) of those that are no heartbeat.
         handler: optional ``handler(request) -> Response | None`` consulted first; return
             None to fall through to the default answer. Lets a test stage any answer.
     """
@@ -40,9 +41,14 @@ class InMemoryTransport:
     blocking = False
 
     def __init__(
-        self, monitors: Mapping[str, str] | None = None, *, handler: Handler | None = None
+        self,
+        monitors: Mapping[str, str] | None = None,
+        *,
+        kinds: Mapping[str, str] | None = None,
+        handler: Handler | None = None,
     ) -> None:
         self.monitors: dict[str, str] = dict(monitors or {})
+        self.kinds: dict[str, str] = dict(kinds or {})
         self.handler = handler
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -64,11 +70,15 @@ class InMemoryTransport:
         token = self.token_for(key)
         if token is None:
             return _error_answer(404, "not_found", f"no monitor with key {key!r}")
-        return _resolve_answer(key, token)
+        return _resolve_answer(key, token, self.kind_for(key))
 
     def token_for(self, key: str) -> str | None:
         """The token a resolve of *key* answers with, or None for 404."""
         return self.monitors.get(key)
+
+    def kind_for(self, key: str) -> str:
+        """The kind of monitor a resolve of *key* reports."""
+        return self.kinds.get(key, "heartbeat")
 
     def close(self) -> None:
         """Nothing to release; recorded requests stay readable."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
+from decimal import Decimal
 from typing import Any
 
 from typing_extensions import assert_type
 
 import steadycron
-from steadycron import Config, Run, SteadyCron
-from steadycron.testing import Recorder, record
+from steadycron import Config, ManualRun, Run, SteadyCron
+from steadycron.testing import Recorder, Report, record
 from steadycron.transports import Request, Response, Transport
 
 
@@ -48,7 +49,25 @@ def uses_the_api() -> None:
     assert_type(steadycron.api_key, str | None)
     steadycron.monitors["k"] = "tok"
     client.ping("k", state="fail", message="m")
+    started = steadycron.Monitor("k", client=client).start()
+    assert_type(started, ManualRun)
+    assert_type(started.run_id, str)
+    started.report(items=0, summary="nothing to do")
+    started.fail("disk full")
     transport.close()
+
+
+def reports_a_run() -> None:
+    run = steadycron.current_run()
+    assert_type(run, Run | None)
+    if run is not None:
+        run.report(items=1, cost_usd=Decimal("0.01"), summary="done")
+        run.report(cost_usd=0.5, model="gpt-x")
+        run.record_usage({"usage": {"input_tokens": 1}})
+    steadycron.Monitor("k").ping("success", run_id="r", report={"tokens_in": 10})
+    with record(keys={"k": "agent"}) as pings:
+        assert_type(pings.last_run("k").report, Report)
+        assert_type(pings.last_run("k").report.cost_usd, float | None)
 
 
 async def uses_async() -> None:

@@ -109,7 +109,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         authorization = self.headers.get("Authorization", "")
-        answer = self._dev._respond(self.command, self.path, authorization, body)
+        content_type = self.headers.get("Content-Type", "")
+        answer = self._dev._respond(self.command, self.path, authorization, body, content_type)
         if answer is None:
             self.close_connection = True
             return

@@ -27,7 +27,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-from steadycron._protocol import RESOLVE_PATH, read_ping, resolution_body
+from steadycron._protocol import (
+    REPORT_CONTENT_TYPE,
+    RESOLVE_PATH,
+    read_ping,
+    read_report,
+    resolution_body,
+)
+from steadycron._report import Report, check_report, report_of
 from steadycron._version import __version__
 
 from ..manifest import KINDS
@@ -59,7 +66,8 @@ class ReceivedPing:
     """One ping as the dev server received it.
 
     ``duration`` is the time in seconds since the start ping of the same run, on an
-    outcome ping whose start was seen; otherwise ``None``.
+    outcome ping whose start was seen; otherwise ``None``. ``report`` is the run report
+    an agent monitor's outcome ping carried, if any.
     """
 
     key: str
@@ -69,6 +77,7 @@ class ReceivedPing:
     message: str | None
     at: datetime
     duration: float | None = None
+    report: Report | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ping as plain JSON values, as ``--json`` and ``/api/dev/pings`` show it."""
@@ -80,7 +89,13 @@ class ReceivedPing:
             "run_id": self.run_id,
             "message": self.message,
             "duration": self.duration,
+            "report": None if self.report is None else report_json(self.report),
         }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The fields a report gave (snake_case names), as ``--json`` shows them."""
+    return {name: value for name, value in attrs.asdict(report).items() if value is not None}
 
 
 class DevServer:
@@ -142,7 +157,8 @@ class DevServer:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 (faults, not secrets)
         self._lock = threading.Lock()
         self._pings: list[ReceivedPing] = []
-        self._starts: dict[tuple[str, str], datetime] = {}
+        #: Starts whose run has no outcome yet: (key, run id or None) -> when.
+        self._starts: dict[tuple[str, str | None], datetime] = {}
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._httpd: HTTPServer | None = None
@@ -255,7 +271,9 @@ class DevServer:
 
     # -- answering -------------------------------------------------------------------
 
-    def _respond(self, method: str, target: str, authorization: str, body: bytes) -> Answer | None:
+    def _respond(
+        self, method: str, target: str, authorization: str, body: bytes, content_type: str = ""
+    ) -> Answer | None:
         """Answer one request; ``None`` means close the connection without an answer."""
         url = urlsplit(target)
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
@@ -275,7 +293,7 @@ class DevServer:
             return self._resolve(method, authorization, query)
         if path.startswith("/api/"):
             return error_answer(404, "not_found", f"no such endpoint: {path}")
-        return self._ping(method, path, query, body)
+        return self._ping(method, path, query, body, content_type)
 
     def _fault(self) -> str | None:
         if self.latency:
@@ -317,7 +335,9 @@ class DevServer:
         body = resolution_body(key, dev_token(key), kind=kind, job_id=dev_job_id(key))
         return Answer(200, body, "application/json")
 
-    def _ping(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+    def _ping(
+        self, method: str, path: str, query: dict[str, str], body: bytes, content_type: str
+    ) -> Answer:
         target = read_ping(path, query)
         if target is None:
             return text_answer(404, "not found\n")
@@ -327,13 +347,32 @@ class DevServer:
         if key is None:
             self._note(f"ping to an unknown token ({_redacted(path)}) -> 404")
             return text_answer(404, "unknown ping token\n")
-        self._record(
+        agent = self._monitors[key] == "agent"
+        message, report = None, None
+        if agent and target.state != "start" and _is_json(content_type):
+            try:
+                report = report_of(check_report(read_report(body)))
+            except (TypeError, ValueError) as exc:
+                self._note(f"{key} {target.state}: run report refused (400): {exc}")
+                return error_answer(400, "invalid_report", f"invalid run report: {exc}")
+        elif body:
+            message = body.decode("utf-8", "replace")
+        ping = self._record(
             key=key,
             state=target.state,
             environment=target.environment,
             run_id=target.run_id,
-            message=body.decode("utf-8", "replace") if body else None,
+            message=message,
+            report=report,
+            paired=agent,
         )
+        if ping is None:
+            run = f"run {target.run_id[:8]}" if target.run_id else "a ping without run_id"
+            self._note(
+                f"{key} success refused (422): {run} has no open start "
+                "(an agent monitor needs the start ping of a run before its success)"
+            )
+            return error_answer(422, "run_not_open", "no open start for this run")
         return text_answer(200, "OK")
 
     def _record(
@@ -344,19 +383,27 @@ class DevServer:
         environment: str | None,
         run_id: str | None,
         message: str | None,
-    ) -> None:
+        report: Report | None,
+        paired: bool,
+    ) -> ReceivedPing | None:
+        """Keep one ping; None (nothing kept) for a success that *paired* pings refuse
+        because its run has no open start. A fail is never refused."""
         at = datetime.now(UTC)
         duration = None
         with self._lock:
-            if run_id is not None:
-                if state == "start":
-                    self._starts[key, run_id] = at
-                elif (key, run_id) in self._starts:
-                    duration = (at - self._starts[key, run_id]).total_seconds()
-            ping = ReceivedPing(key, state, environment, run_id, message, at, duration)
+            if state == "start":
+                self._starts[key, run_id] = at
+            else:
+                started = self._starts.pop((key, run_id), None)
+                if started is None and paired and state == "success":
+                    return None
+                if started is not None and run_id is not None:
+                    duration = (at - started).total_seconds()
+            ping = ReceivedPing(key, state, environment, run_id, message, at, duration, report)
             self._pings.append(ping)
         if self._on_ping is not None:
             self._on_ping(ping)
+        return ping
 
     def _list_pings(self, method: str, query: dict[str, str]) -> Answer:
         if method != "GET":
@@ -375,6 +422,10 @@ class DevServer:
     def _note(self, text: str) -> None:
         if self._on_note is not None:
             self._on_note(text)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == REPORT_CONTENT_TYPE
 
 
 def _redacted(path: str) -> str:

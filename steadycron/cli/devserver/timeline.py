@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import IO
 
 from steadycron._message import clip_head
+from steadycron._report import Report
 
 from .server import ReceivedPing
 
@@ -34,8 +35,32 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def format_cost(dollars: float) -> str:
+    """A cost as plain decimal dollars, however small: $0.0042, $12.5, $0.0000001."""
+    from decimal import Decimal
+
+    return f"${Decimal(repr(dollars)).normalize():f}"
+
+
+#: The report fields a timeline line shows, in order (the summary goes where a message would).
+_REPORT_PARTS = ("items", "output_chars", "steps", "tool_calls", "tokens_in", "tokens_out")
+
+
+def format_report(report: Report) -> list[str]:
+    """The timeline's words for a run report: counts, cost and model (not the summary)."""
+    parts = [
+        f"{name}={value}" for name in _REPORT_PARTS if (value := getattr(report, name)) is not None
+    ]
+    if report.cost_usd is not None:
+        parts.append(f"cost={format_cost(report.cost_usd)}")
+    if report.model:
+        parts.append(f"model={report.model}")
+    return parts
+
+
 def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) -> str:
-    """One timeline entry: local time, key, state, environment, run, duration, message.
+    """One timeline entry: local time, key, state, environment, run, duration, what an
+    agent run reported, and the message (an agent run's summary).
 
     A short one-line message ends the line, in quotes; any other message follows in full
     on the lines below it, indented.
@@ -55,7 +80,11 @@ def format_ping(ping: ReceivedPing, *, key_width: int = 0, color: bool = False) 
         parts.append(f"run={ping.run_id[:8]}")
     if ping.duration is not None:
         parts.append(f"took {format_duration(ping.duration)}")
-    message = (ping.message or "").lstrip("\r\n").rstrip()
+    message = ping.message
+    if ping.report is not None:
+        parts += format_report(ping.report)
+        message = message or ping.report.summary
+    message = (message or "").lstrip("\r\n").rstrip()
     if message and "\n" not in message and "\r" not in message and len(message) <= MESSAGE_WIDTH:
         parts.append(f'"{message.strip()}"')
         message = ""
