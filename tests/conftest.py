@@ -7,6 +7,7 @@ import shutil
 import ssl
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from loopback import FakeClock, LoopbackServer, StandIn
@@ -31,6 +32,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 API_KEY = "sc_ro_test_api_key_5f1c"
 TOKEN = "tok_secret_8d2e"
 KEY = "nightly-db-backup"
+
+#: Tests of the framework integrations live here and carry the ``integration`` mark.
+INTEGRATIONS = Path(__file__).resolve().parent / "integrations"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark framework tests by where they live, before ``-m`` selects, so none is forgotten."""
+    for item in items:
+        if INTEGRATIONS in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

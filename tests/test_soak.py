@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 from loopback import Answer, LoopbackServer, Received, StandIn, closed_port_url, wait_for
 from soak_lanes import MainLane
 
@@ -51,6 +52,8 @@ from steadycron._breaker import Breaker
 from steadycron._ping import Ping
 from steadycron._pinger import MAX_ATTEMPTS
 from steadycron.transports import StdlibTransport, Transport, Urllib3Transport
+
+pytestmark = pytest.mark.slow
 
 JOBS = int(os.environ.get("STEADYCRON_SOAK_JOBS") or 2000)
 SEED = int(os.environ.get("STEADYCRON_SOAK_SEED") or 20240611)
