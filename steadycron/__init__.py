@@ -27,9 +27,9 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:
     from ._client import SteadyCron as SteadyCron
     from ._config import Config as Config
+    from ._monitor import ManualRun as ManualRun
+    from ._monitor import Monitor as Monitor
     from ._ping import State as State
-    from ._run import ManualRun as ManualRun
-    from ._run import Monitor as Monitor
     from ._run import Run as Run
     from ._run import RunContext as RunContext
 
@@ -65,8 +65,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Public classes that live in private modules, imported when first asked for (PEP 562).
 _LAZY = {
     "Config": "._config",
-    "ManualRun": "._run",
-    "Monitor": "._run",
+    "ManualRun": "._monitor",
+    "Monitor": "._monitor",
     "Run": "._run",
     "RunContext": "._run",
     "State": "._ping",

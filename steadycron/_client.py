@@ -23,6 +23,7 @@ from ._config import Config, check_key
 from ._deadline import Deadline
 from ._forksafe import reset_after_fork
 from ._message import clip_head
+from ._monitor import Monitor
 from ._ping import UNPINGED, Ping, Receipt, State
 from ._pinger import Exchange, Pinger
 from ._protocol import (
@@ -37,7 +38,7 @@ from ._protocol import (
 from ._redact import quote_text, shown
 from ._report import Values, outcome_values
 from ._resolver import Resolver
-from ._run import Monitor, RunContext, track
+from ._run import RunContext, track
 from .transports._base import MayBlock, Request, Transport, check_transport
 
 if TYPE_CHECKING:

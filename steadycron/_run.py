@@ -1,4 +1,5 @@
-"""Tracked runs (``@job``, ``monitor()``) and manual pings (``Monitor``).
+"""Tracked runs (``@job``, ``monitor()``); manual pings (``Monitor``) build on them in
+``_monitor``.
 
 The client is looked up when a run starts, never at decoration time, so a decorator at
 import time works with settings made later, and each call keeps its own run state: two
@@ -26,7 +27,7 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -336,92 +337,3 @@ async def _outcome_when_awaited(opened: _Open, awaitable: Awaitable[T]) -> T:
     _open_runs.reset(current)
     await close_run_async(opened, None)
     return result
-
-
-class ManualRun(Reporting):
-    """A run opened by :meth:`Monitor.start`: end it once, with :meth:`success` or
-    :meth:`fail`; both pings carry its ``run_id``, as the start did, and the outcome the
-    run's report (:meth:`report`, :meth:`record_usage`)."""
-
-    def __init__(self, opened: _Open) -> None:
-        self._opened = opened
-        self._ended: State | None = None
-        self._report = opened.run._report  # the run's own: the outcome carries it
-
-    def __repr__(self) -> str:
-        return f"ManualRun(key={self.key!r}, run_id={self.run_id!r}, ended={self._ended!r})"
-
-    @property
-    def key(self) -> str:
-        return self._opened.run.key
-
-    @property
-    def run_id(self) -> str:
-        return self._opened.run.run_id
-
-    def success(self, message: str | None = None) -> None:
-        """End the run as a success (*message* is shown with the ping)."""
-        self._end("success", message)
-
-    def fail(self, message: str | None = None) -> None:
-        """End the run as a failure (*message* says why)."""
-        self._end("fail", message)
-
-    def _end(self, state: State, message: str | None) -> None:
-        Ping.checked(self.key, state, message)  # misuse raises before anything is sent
-        if self._ended is not None:
-            raise RuntimeError(
-                f"run {self.run_id} of {shown(self.key)} already ended with {self._ended!r}"
-            )
-        self._ended = state
-        opened = self._opened
-        if opened.receipt is not None and opened.receipt.token is None:
-            return  # its start had nowhere to go: the run goes unpinged, as a tracked one
-        report = snapshot(opened.run._report)
-        opened.client.send(Ping(self.key, state, message, self.run_id, report))
-
-
-class Monitor:
-    """Manual pings for one monitor key.
-
-    Args:
-        key: the monitor key, as declared in the monitor manifest.
-        client: the client to ping through; the default client (looked up at each ping)
-            when omitted.
-    """
-
-    def __init__(self, key: str, *, client: SteadyCron | None = None) -> None:
-        self.key = check_key(key)
-        self._client = client
-
-    def __repr__(self) -> str:
-        return f"Monitor(key={self.key!r})"
-
-    def ping(
-        self,
-        state: State = "success",
-        message: str | None = None,
-        *,
-        run_id: str | None = None,
-        report: Mapping[str, object] | None = None,
-    ) -> None:
-        """Send one ping; raises only for misuse or misconfiguration, never for delivery.
-
-        *report* (the fields of :meth:`Run.report`, by name) goes with a success or fail
-        ping of an ``agent`` monitor; pair it with a start ping of the same *run_id*.
-        """
-        self._pick_client().send(Ping.checked(self.key, state, message, run_id, report))
-
-    def start(self) -> ManualRun:
-        """Send a start ping with a fresh run id, and return the run to end with
-        ``success()`` or ``fail()``: start and outcome are paired without handling ids."""
-        return ManualRun(open_run(self._pick_client(), self.key))
-
-    def _pick_client(self) -> SteadyCron:
-        if self._client is not None:
-            return self._client
-        # Through the package, where users find the default client too: this module sits
-        # below the client and its default holder, and imports neither.
-        import steadycron
-
-        return steadycron.default_client()

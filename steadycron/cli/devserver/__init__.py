@@ -4,7 +4,8 @@ prints (``timeline``), and its command line (``command``)."""
 from __future__ import annotations
 
 from .command import add_arguments, main
-from .server import DevServer, ReceivedPing, dev_job_id, dev_token
+from .records import ReceivedPing, dev_job_id, dev_token
+from .server import DevServer
 from .timeline import Timeline, format_duration, format_ping
 
 __all__ = [

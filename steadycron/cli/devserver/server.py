@@ -10,9 +10,7 @@ tests and demos. ``import steadycron`` never imports this module.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import hmac
 import math
 import random
@@ -22,10 +20,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
-
-import attrs
 
 from steadycron._protocol import (
     REPORT_CONTENT_TYPE,
@@ -39,63 +35,15 @@ from steadycron._version import __version__
 
 from ..manifest import KINDS
 from .http import Answer, Handler, HTTPServer, HTTPServer6, error_answer, json_answer, text_answer
+from .records import ReceivedPing, dev_job_id, dev_token
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 PINGS_PATH = "/api/dev/pings"
-TOKEN_LENGTH = 22
 
 # Python 3.10 has no datetime.UTC; the alias keeps one spelling throughout.
 UTC = timezone.utc
-
-
-def dev_token(key: str) -> str:
-    """Return the ping token the dev server gives *key*: URL-safe and the same every run."""
-    digest = hashlib.sha256(f"steadycron-dev-token\0{key}".encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")[:TOKEN_LENGTH]
-
-
-def dev_job_id(key: str) -> str:
-    """Return the job id the dev server reports for *key*, stable like the token."""
-    return "job_" + hashlib.sha256(f"steadycron-dev-job\0{key}".encode()).hexdigest()[:16]
-
-
-@attrs.frozen
-class ReceivedPing:
-    """One ping as the dev server received it.
-
-    ``duration`` is the time in seconds since the start ping of the same run, on an
-    outcome ping whose start was seen; otherwise ``None``. ``report`` is the run report
-    an agent monitor's outcome ping carried, if any.
-    """
-
-    key: str
-    state: str
-    environment: str | None
-    run_id: str | None
-    message: str | None
-    at: datetime
-    duration: float | None = None
-    report: Report | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The ping as plain JSON values, as ``--json`` and ``/api/dev/pings`` show it."""
-        return {
-            "time": self.at.isoformat(timespec="milliseconds"),
-            "key": self.key,
-            "state": self.state,
-            "environment": self.environment,
-            "run_id": self.run_id,
-            "message": self.message,
-            "duration": self.duration,
-            "report": None if self.report is None else report_json(self.report),
-        }
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    """The fields a report gave (snake_case names), as ``--json`` shows them."""
-    return {name: value for name, value in attrs.asdict(report).items() if value is not None}
 
 
 class DevServer:

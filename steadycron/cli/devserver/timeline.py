@@ -10,7 +10,7 @@ from typing import IO
 from steadycron._message import clip_head
 from steadycron._report import Report
 
-from .server import ReceivedPing
+from .records import ReceivedPing
 
 UTC = timezone.utc
 
