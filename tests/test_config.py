@@ -97,13 +97,6 @@ def test_evolve_validates_again() -> None:
         attrs.evolve(config, ping_timeout=-2)
 
 
-def test_repr_hides_the_api_key_and_tokens() -> None:
-    text = repr(Config(api_key=API_KEY, monitors={"nightly": TOKEN}))
-    assert API_KEY not in text
-    assert TOKEN not in text
-    assert "'nightly'" in text
-
-
 def test_plain_config_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEADYCRON_API_KEY", API_KEY)
     monkeypatch.setenv("STEADYCRON_ENVIRONMENT", "production")

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
-import attrs
 import pytest
 from conftest import API_KEY, KEY, TOKEN
 from loopback import (
@@ -484,42 +483,6 @@ def test_malformed_200_on_resolve_warns_and_the_job_runs_unpinged(
         client.resolve(KEY)
 
 
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
-def test_redirect_on_resolve_is_not_followed_and_the_key_does_not_travel(
-    make_client: MakeClient,
-    api: LoopbackServer,
-    elsewhere: LoopbackServer,
-    status: int,
-    warnings_logged: Callable[[], list[str]],
-) -> None:
-    location = f"{elsewhere.url}{RESOLVE}?key={KEY}"
-    api.respond = on_resolve(Answer(status, b"", {"Location": location}))
-    client = make_client()
-    ran: list[str] = []
-    tracked(client, ran)()
-    assert ran == ["ran"]
-    assert len(warnings_logged()) == 1
-    with pytest.raises(ResolutionUnavailableError):
-        client.resolve(KEY)
-    time.sleep(0.05)
-    assert elsewhere.received == []
-    assert elsewhere.connections == 0
-
-
-def test_redirect_on_a_ping_is_not_followed(
-    make_client: MakeClient,
-    api: LoopbackServer,
-    elsewhere: LoopbackServer,
-    warnings_logged: Callable[[], list[str]],
-) -> None:
-    api.respond = lambda received: Answer(307, b"", {"Location": f"{elsewhere.url}/{TOKEN}"})
-    client = make_client(monitors={KEY: TOKEN})
-    assert client.send(Ping(KEY, "success")).delivered is False
-    assert "HTTP 307" in one_discard_warning(warnings_logged(), "success")
-    time.sleep(0.05)
-    assert elsewhere.received == []
-
-
 def outage_on_resolve(received: Received) -> Answer:
     if received.path == RESOLVE:
         return Answer(503, b"down for maintenance")
@@ -576,19 +539,6 @@ def test_a_fresh_cache_entry_means_no_resolve_request(
 
 
 # -- concurrency --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("transport_class", TRANSPORTS)
-def test_concurrent_first_uses_of_a_key_cause_one_resolve_request(
-    make_client: MakeClient, api: LoopbackServer, transport_class: Callable[[], Transport]
-) -> None:
-    api.respond = on_resolve(attrs.evolve(Answer.json(200, resolved(KEY, TOKEN)), delay=0.2))
-    client = make_client(transport_class, ping_timeout=3.0)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        delivered = list(pool.map(lambda _: client.send(Ping(KEY, "success")).delivered, range(8)))
-    assert delivered == [True] * 8
-    assert resolves_received(api) == 1
-    assert pings_received(api) == [f"/{TOKEN}"] * 8
 
 
 def test_answers_are_not_mixed_up_between_threads(

@@ -344,7 +344,7 @@ def test_no_api_key_leaks_no_token(make_client: MakeClient, observed: Observed) 
     observed.assert_no_secret()
 
 
-@pytest.mark.parametrize("status", [302, 307])
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_a_redirect_carries_the_key_nowhere_and_leaks_nothing(
     make_client: MakeClient,
     api: LoopbackServer,
@@ -364,6 +364,7 @@ def test_a_redirect_carries_the_key_nowhere_and_leaks_nothing(
     observed.exception(raised.value)
     assert len(warnings_of(observed)) == 2
     assert elsewhere.received == []
+    assert elsewhere.connections == 0
     assert_key_stayed_with_the_api(ping_host, elsewhere)
     observed.assert_no_secret()
 
