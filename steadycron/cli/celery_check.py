@@ -18,12 +18,13 @@ from typing import Any
 
 import attrs
 
+from steadycron._protocol import PINGABLE_KINDS
+
 from .celery_schedule import Schedule, compare, describe
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say
 from .manifest import ManifestJob, read_for_command
 
 #: The job kinds the SDK pings.
-PINGABLE = ("heartbeat", "agent")
 
 
 class AppNotFoundError(ValueError):
@@ -188,7 +189,7 @@ def judge(
                 f"job {key!r} ({_place(job)}) is declared but no beat entry or task uses it",
             )
             for key, job in jobs.items()
-            if job.kind in PINGABLE and key not in used
+            if job.kind in PINGABLE_KINDS and key not in used
         ]
     return findings
 
@@ -196,11 +197,11 @@ def judge(
 def _key_problem(key: str, jobs: Mapping[str, ManifestJob]) -> str | None:
     job = jobs.get(key)
     if job is None:
-        candidates = [name for name, job in jobs.items() if job.kind in PINGABLE]
+        candidates = [name for name, job in jobs.items() if job.kind in PINGABLE_KINDS]
         close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"key {key!r} is not declared in the manifests{hint}"
-    if job.kind not in PINGABLE:
+    if job.kind not in PINGABLE_KINDS:
         where = _place(job)
         return f"key {key!r} names an {job.kind!r} job ({where}), not a heartbeat or agent job"
     return None
