@@ -218,16 +218,19 @@ class Pinger:
         """Tell the breaker whether the host answered (any HTTP answer counts), and free
         the errors: their tracebacks hold frames (ours, tenacity's) that hold the errors,
         a cycle that would keep their sockets and frames until the next collection."""
+        from ._workers import NotStartedError
+
         answered = None
-        for outcome in outcomes:
-            if isinstance(outcome, TransportError):
-                outcome.__traceback__ = None
-                answered = answered or False
-            else:
-                answered = True
         cause = ""
-        if answered is False:
-            cause = str(outcomes[-1]) or type(outcomes[-1]).__name__
+        for outcome in outcomes:
+            if not isinstance(outcome, TransportError):
+                answered = True
+                continue
+            outcome.__traceback__ = None
+            if not isinstance(outcome, NotStartedError) and not answered:
+                # A send no worker began asked the host nothing: it tells nothing either.
+                answered = False
+                cause = str(outcome) or type(outcome).__name__
         self.breaker.settle(host, admission, answered, cause)
 
     # -- when to try again --------------------------------------------------------------

@@ -40,6 +40,11 @@ class NoThreadError(Exception):
     """No worker could take the job: none is idle and none can start (interpreter exit)."""
 
 
+class NotStartedError(TransportTimeoutError):
+    """The deadline passed before any worker began the send (all busy, or the machine
+    too loaded to run one): nothing was asked of the host, so this says nothing about it."""
+
+
 class JobError(Exception):
     """The job itself raised something other than a TransportError (kept as __cause__)."""
 
@@ -47,17 +52,19 @@ class JobError(Exception):
 class _Job(Generic[T]):
     """One send: what to run, for which host, until when, and where its outcome goes."""
 
-    __slots__ = ("deadline", "fn", "host", "outcome")
+    __slots__ = ("deadline", "fn", "host", "outcome", "started")
 
     def __init__(self, fn: Callable[[], T], host: str, deadline: Deadline) -> None:
         self.fn = fn
         self.host = host
         self.deadline = deadline
         self.outcome: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self.started = False
 
     def run(self) -> None:
         if self.deadline.expired:  # its caller has gone: start nothing for it
             return
+        self.started = True
         try:
             result: tuple[bool, Any] = (True, self.fn())
         except BaseException as exc:  # handed to the waiting caller
@@ -183,9 +190,9 @@ class Workers:
         """Run *fn* on a worker and wait for it until *deadline*.
 
         Raises:
-            TransportTimeoutError: *fn* had not returned in time (or had not started: its
-                host's workers were all busy); the deadline has passed, so the work
-                sends nothing more.
+            TransportTimeoutError: *fn* had not returned in time; the deadline has passed,
+                so the work sends nothing more. :class:`NotStartedError` when it had not
+                even begun (its host's workers all busy, or the machine overloaded).
             TransportError: what *fn* raised.
             JobError: *fn* raised anything else (the exception is its ``__cause__``).
             NoThreadError: no thread can run *fn*; nothing was started.
@@ -198,6 +205,8 @@ class Workers:
         try:
             done, outcome = job.outcome.get(timeout=deadline.remaining())
         except queue.Empty:
+            if not job.started:
+                raise NotStartedError("no worker began the send before the deadline") from None
             raise TransportTimeoutError("no answer before the ping deadline") from None
         except BaseException:
             deadline.cut()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -336,3 +337,32 @@ def test_each_client_has_its_own_breaker(clients: Callable[..., SteadyCron]) -> 
     down.send(Ping(KEY, "start"))
     assert timed(lambda: down.send(Ping(KEY, "success"))) < AT_ONCE
     assert timed(lambda: other.send(Ping(KEY, "success"))) > AT_ONCE  # it tries for itself
+
+
+def test_a_send_no_worker_began_does_not_open_it() -> None:
+    """A send still waiting for a worker at its deadline (its host's places all taken,
+    or the machine too loaded to run one) asked the host nothing."""
+    from steadycron._workers import Workers
+
+    release = threading.Event()
+
+    class Slow(InMemoryTransport):
+        blocking = True  # so it runs on a worker
+
+        def send(self, request: Request, *, timeout: float) -> Response:
+            release.wait(5)
+            return super().send(request, timeout=timeout)
+
+    transport = Slow()
+    pinger = Pinger()
+    request = Request("POST", f"{HOST}/{TOKEN}")
+    pinger._dispatcher._workers = Workers(per_host=1)
+    first = threading.Thread(target=pinger.exchange, args=(transport, request, Deadline.after(5)))
+    first.start()
+    time.sleep(0.1)  # the one place for HOST is taken
+    waited = pinger.exchange(transport, request, Deadline.after(0.2))
+    assert not waited.ok
+    assert "no worker began" in waited.reason
+    release.set()
+    first.join(5)
+    assert pinger.exchange(transport, request, Deadline.after(1)).ok  # not held back
